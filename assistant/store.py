@@ -1,0 +1,374 @@
+"""The Chroma store: the single source of truth for chunks, their vectors and the articles they come from.
+
+Two collections, so a Chroma server can serve several app instances with nothing else shared:
+- `<name>-chunks`: one record per passage (document = passage text, our own embedding function,
+  metadata = article key, offsets, date, sources). The lexical index is rebuilt from these documents.
+- `<name>-articles`: one record per distinct text (id = content key, document = full cleaned text,
+  embedding = mean of its chunk vectors, metadata = every printed copy's id/source/url, chunk count,
+  near-duplicate signature). An article is "present" only once this record exists, and it is written
+  after its chunks, so a crash leaves at worst orphan chunks that `find_damage` reports for removal.
+
+The chunks collection's metadata records what built the index (embedder fingerprint, normalisation
+version, chunking settings); opening it with another embedder is an IndexMismatch, not silent garbage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .errors import IndexLocked, IndexMismatch, IndexNotFound, StoreError
+from .settings import Settings
+from .types import Copy
+
+PAGE = 2000  # records per `get` page when scanning a collection
+
+
+@dataclass
+class ArticleRecord:
+    """One distinct article text and every copy of it that was printed."""
+
+    key: str
+    text: str
+    copies: list[Copy]
+    n_chunks: int
+    content_hash: str
+    signature: str = ""  # near-duplicate MinHash signature, base64
+
+    @property
+    def primary(self) -> Copy:
+        return self.copies[0]
+
+    @property
+    def sources(self) -> list[str]:
+        return _unique(c.source for c in self.copies if c.source)
+
+    @property
+    def urls(self) -> list[str]:
+        return _unique(c.url for c in self.copies if c.url)
+
+    @property
+    def article_ids(self) -> list[str]:
+        return [c.id for c in self.copies]
+
+    def metadata(self) -> dict[str, Any]:
+        primary = self.primary
+        return {
+            "article_id": primary.id,
+            "title": primary.title,
+            "date": primary.date,
+            "date_int": date_int(primary.date),
+            "author": primary.author,
+            "copies": json.dumps([c.__dict__ for c in self.copies], ensure_ascii=False),
+            "n_chunks": self.n_chunks,
+            "content_hash": self.content_hash,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_chroma(cls, key: str, document: str | None, metadata: dict[str, Any]) -> ArticleRecord:
+        return cls(
+            key=key,
+            text=document or "",
+            copies=[Copy(**c) for c in json.loads(metadata["copies"])],
+            n_chunks=int(metadata["n_chunks"]),
+            content_hash=metadata["content_hash"],
+            signature=metadata.get("signature", ""),
+        )
+
+
+def chunk_metadata(record: ArticleRecord, index: int, start: int, end: int) -> dict[str, Any]:
+    """What a passage carries so filters run inside Chroma: its article, offsets, date and papers."""
+    primary = record.primary
+    return {
+        "article_key": record.key,
+        "article_id": primary.id,
+        "index": index,
+        "start": start,
+        "end": end,
+        "date_int": date_int(primary.date),
+        "sources": record.sources or [""],
+    }
+
+
+def date_int(date: str) -> int:
+    """'2015-08-01' -> 20150801 (Chroma range filters take numbers only); 0 when unknown."""
+    digits = date[:10].replace("-", "")
+    return int(digits) if len(digits) == 8 and digits.isdigit() else 0
+
+
+def _unique(values) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _chroma_settings():
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+def _embedding_function_class():
+    """Our embedding function, registered with Chroma so it is rebuilt when a collection is reopened
+    (a collection without one falls back to Chroma's English ONNX model, which it tries to download)."""
+    global _EmbeddingFunction
+    if _EmbeddingFunction is not None:
+        return _EmbeddingFunction
+    from chromadb.api.types import EmbeddingFunction
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    @register_embedding_function
+    class IsnadEmbeddingFunction(EmbeddingFunction):
+        def __init__(self, model: str) -> None:
+            self.model = model
+
+        def _embedder(self):
+            from .embedder import load_embedder
+
+            return load_embedder(self.model)
+
+        def __call__(self, input):  # noqa: A002 - Chroma's protocol names it so
+            return list(self._embedder().embed_passages(list(input)))
+
+        def embed_query(self, input):  # noqa: A002
+            return list(self._embedder().embed_queries(list(input)))
+
+        @staticmethod
+        def name() -> str:
+            return "isnad"
+
+        def default_space(self):
+            return "cosine"
+
+        def get_config(self) -> dict[str, Any]:
+            return {"model": self.model}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]):
+            return IsnadEmbeddingFunction(config["model"])
+
+    _EmbeddingFunction = IsnadEmbeddingFunction
+    return IsnadEmbeddingFunction
+
+
+_EmbeddingFunction = None
+
+
+class Store:
+    """Open with `Store.open(settings)`; ingest opens with `create=True` and holds `writer_lock()`."""
+
+    def __init__(self, settings: Settings, client, chunks, articles) -> None:
+        self.settings = settings
+        self.client = client
+        self.chunks = chunks
+        self.articles = articles
+
+    # --- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, settings: Settings, *, create: bool = False, build_info: dict[str, Any] | None = None):
+        """Open the index; with `create`, make it (recording `build_info`) when it does not exist yet."""
+        client = connect(settings)
+        names = {settings.collection + "-chunks", settings.collection + "-articles"}
+        existing = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+        function = _embedding_function_class()(settings.embed_model)
+        if not names <= existing:
+            if not create:
+                raise IndexNotFound(
+                    f"no index in {describe_location(settings)}: run `isnad ingest PATH` first "
+                    "(for the bundled sample: `isnad ingest --sample`)"
+                )
+            metadata = {"hnsw:space": "cosine", **(build_info or {})}
+            chunks = client.get_or_create_collection(
+                settings.collection + "-chunks", metadata=metadata, embedding_function=function
+            )
+            articles = client.get_or_create_collection(
+                settings.collection + "-articles",
+                metadata={"hnsw:space": "cosine"},
+                embedding_function=function,
+            )
+        else:
+            chunks = client.get_collection(settings.collection + "-chunks", embedding_function=function)
+            articles = client.get_collection(settings.collection + "-articles", embedding_function=function)
+        store = cls(settings, client, chunks, articles)
+        store.check_model_name()
+        return store
+
+    @property
+    def build_info(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.chunks.metadata or {}).items() if not k.startswith("hnsw:")}
+
+    def check_model_name(self) -> None:
+        """Cheap check before any model is loaded: the index names the model that built it."""
+        built_with = self.build_info.get("embed_model")
+        if built_with and built_with != self.settings.embed_model:
+            raise IndexMismatch(
+                f"the index in {describe_location(self.settings)} was built with embedding model "
+                f"{built_with!r}, not {self.settings.embed_model!r}: set ISNAD_EMBED_MODEL={built_with} "
+                "or use another data directory / collection"
+            )
+
+    def check_build(self, expected: dict[str, Any], keys: Sequence[str]) -> None:
+        """Raise IndexMismatch when any of `keys` differs between the index and `expected`."""
+        info = self.build_info
+        for key in keys:
+            if key in info and info[key] != expected[key]:
+                raise IndexMismatch(
+                    f"the index in {describe_location(self.settings)} was built with {key}={info[key]!r}, "
+                    f"but the current setting is {expected[key]!r}: use the same settings, or ingest "
+                    "into a new data directory / collection"
+                )
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def count(self) -> tuple[int, int]:
+        """(distinct article texts, chunks)."""
+        return self.articles.count(), self.chunks.count()
+
+    def iter_records(self, include_text: bool = False) -> Iterator[ArticleRecord]:
+        include = ["metadatas", "documents"] if include_text else ["metadatas"]
+        for ids, documents, metadatas in _pages(self.articles, include):
+            for i, key in enumerate(ids):
+                yield ArticleRecord.from_chroma(key, documents[i] if documents else None, metadatas[i])
+
+    def get_records(self, keys: Sequence[str], include_text: bool = True) -> dict[str, ArticleRecord]:
+        if not keys:
+            return {}
+        include = ["metadatas", "documents"] if include_text else ["metadatas"]
+        result = self.articles.get(ids=list(dict.fromkeys(keys)), include=include)
+        documents = result.get("documents")
+        return {
+            key: ArticleRecord.from_chroma(key, documents[i] if documents else None, result["metadatas"][i])
+            for i, key in enumerate(result["ids"])
+        }
+
+    def iter_chunks(self, include: Sequence[str] = ("metadatas", "documents")):
+        """Yield (ids, documents, metadatas) pages of the chunk collection."""
+        yield from _pages(self.chunks, list(include))
+
+    def chunk_ids(self) -> list[str]:
+        return [i for ids, _, _ in _pages(self.chunks, []) for i in ids]
+
+    # --- writing (one writer: hold writer_lock() on an embedded store) -------------------------
+
+    def add_chunks(self, ids: list[str], texts: list[str], vectors: np.ndarray, metadatas: list[dict]) -> None:
+        batch = self.client.get_max_batch_size()
+        for at in range(0, len(ids), batch):
+            end = at + batch
+            self.chunks.upsert(
+                ids=ids[at:end], documents=texts[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end]
+            )
+
+    def put_record(self, record: ArticleRecord, vector: np.ndarray | None = None) -> None:
+        """Write (or rewrite) an article record; `vector` is needed the first time only."""
+        if vector is None:
+            self.articles.update(ids=[record.key], metadatas=[record.metadata()])
+        else:
+            self.articles.upsert(
+                ids=[record.key], documents=[record.text], embeddings=[vector], metadatas=[record.metadata()]
+            )
+
+    def set_chunk_copies(self, record: ArticleRecord) -> None:
+        """After the copies of a text change, refresh what its chunks carry for filtering."""
+        ids = [f"{record.key}:{i}" for i in range(record.n_chunks)]
+        got = self.chunks.get(ids=ids, include=["metadatas"])
+        metadatas = [
+            chunk_metadata(record, m["index"], m["start"], m["end"]) for m in got["metadatas"]
+        ]
+        if got["ids"]:
+            self.chunks.update(ids=got["ids"], metadatas=metadatas)
+
+    def delete_record(self, key: str, n_chunks: int | None = None) -> None:
+        """Remove an article text: its record first (so it stops being "present"), then its chunks."""
+        self.articles.delete(ids=[key])
+        self.chunks.delete(where={"article_key": key})
+
+    def delete_chunks(self, ids: list[str]) -> None:
+        batch = self.client.get_max_batch_size()
+        for at in range(0, len(ids), batch):
+            self.chunks.delete(ids=ids[at : at + batch])
+
+    @contextlib.contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """One writer per embedded store: two writers on one directory silently lose rows in Chroma.
+
+        A Chroma server serialises writes itself, so no lock is taken there. flock is released by the
+        kernel when the holder dies, so a killed ingest never leaves a stale lock behind.
+        """
+        if self.settings.chroma_url:
+            yield
+            return
+        path = Path(self.settings.data_dir) / "ingest.lock"
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise IndexLocked(
+                    f"another ingest ({holder}) is writing to {self.settings.data_dir}: wait for it to "
+                    "finish, or run a Chroma server (`chroma run`) for concurrent writers"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.truncate(0)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pages(collection, include: list[str]) -> Iterator[tuple[list[str], list | None, list | None]]:
+    offset = 0
+    while True:
+        result = collection.get(include=include, limit=PAGE, offset=offset)
+        ids = result["ids"]
+        if not ids:
+            return
+        yield ids, result.get("documents"), result.get("metadatas")
+        offset += len(ids)
+        if len(ids) < PAGE:
+            return
+
+
+def describe_location(settings: Settings) -> str:
+    if settings.chroma_url:
+        return f"the Chroma server at {settings.chroma_url} (collection {settings.collection!r})"
+    return str(settings.data_dir)
+
+
+def connect(settings: Settings):
+    """A Chroma client: the server at `chroma_url`, or an embedded store in `data_dir/chroma`."""
+    import chromadb
+
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url if "://" in settings.chroma_url else "http://" + settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise StoreError(f"ISNAD_CHROMA_URL {settings.chroma_url!r} is not an http(s) URL")
+        try:
+            client = chromadb.HttpClient(
+                host=url.hostname,
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=_chroma_settings(),
+            )
+            client.heartbeat()
+        except Exception as exc:  # the client raises several types for the same "cannot connect"
+            raise StoreError(
+                f"cannot reach the Chroma server at {settings.chroma_url}: {type(exc).__name__}. Start it "
+                "with `chroma run --path DIR --port N`, or unset ISNAD_CHROMA_URL to use the embedded store"
+            ) from None
+        return client
+    path = Path(settings.data_dir) / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())

@@ -1,0 +1,320 @@
+"""The ingest pipeline: load -> clean -> dedupe -> chunk -> embed -> store, incremental and crash-safe.
+
+Identity: an article's id is its url (else its path); the text it carries is keyed by a content hash, so
+the same text printed by several papers is embedded once and remembers every copy. Re-running on the same
+input embeds nothing; a changed article is detached from its old text and indexed anew; `prune` removes
+articles no longer in the input.
+
+Crash safety comes from write order, not transactions: removals are written before additions, and an
+article's record is written only after all its chunks. Whatever a kill -9 leaves behind is either
+invisible (orphan chunks) or incomplete (a record with missing chunks), and `repair` removes both at the
+start of the next run, which then re-indexes those articles as new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.embedder import Embedder, load_embedder
+from assistant.settings import Settings
+from assistant.store import ArticleRecord, Store, chunk_metadata
+from assistant.text import NORMALISATION_VERSION
+from assistant.types import Article, Copy
+
+from . import dedupe
+from .chunk import chunk_spans
+from .clean import clean_article
+from .load import Skipped, read_inputs
+
+FLUSH_CHUNKS = 256  # chunks embedded and written together: big enough to sort by length, small for progress
+
+SAMPLE_DIR = Path(__file__).parent / "sample"
+
+
+@dataclass
+class IngestReport:
+    articles_new: int = 0
+    articles_updated: int = 0
+    articles_unchanged: int = 0
+    articles_removed: int = 0
+    duplicates: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    repaired: int = 0  # leftovers of an interrupted run that were cleaned up
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    articles_total: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    phase: str  # "reading", "indexing", "done"
+    articles_done: int
+    articles_total: int
+    chunks_done: int
+    seconds: float
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if not self.articles_done or self.articles_done >= self.articles_total:
+            return None
+        return self.seconds / self.articles_done * (self.articles_total - self.articles_done)
+
+
+def build_info(settings: Settings, embedder: Embedder) -> dict:
+    """What the index records about how it was built; compared whenever it is opened for writing."""
+    return {
+        "embed_model": settings.embed_model,
+        "embed_fingerprint": embedder.fingerprint,
+        "normalisation_version": NORMALISATION_VERSION,
+        "chunk_max_tokens": settings.chunk_max_tokens,
+        "chunk_overlap_sentences": settings.chunk_overlap_sentences,
+    }
+
+
+def ingest(
+    paths: Iterable[str | Path],
+    settings: Settings,
+    *,
+    prune: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    embedder: Embedder | None = None,
+) -> IngestReport:
+    """Index the articles under `paths` into the store named by `settings`; returns the report."""
+    started = time.perf_counter()
+    embedder = embedder or load_embedder(settings.embed_model, settings.cache_dir)
+    info = build_info(settings, embedder)
+    store = Store.open(settings, create=True, build_info=info)
+    store.check_build(info, ["embed_fingerprint", "chunk_max_tokens", "chunk_overlap_sentences"])
+    report = IngestReport()
+    with store.writer_lock():
+        report.repaired = repair(store)
+        run = _Run(store, embedder, settings, report, progress, started)
+        articles = run.read(paths)
+        for article in articles:
+            run.add(article)
+        run.flush()
+        if prune:
+            run.prune()
+    report.articles_total, report.chunks_total = _totals(store)
+    report.seconds = round(time.perf_counter() - started, 3)
+    report.embed_seconds = round(report.embed_seconds, 3)
+    if progress:
+        progress(Progress("done", len(articles), len(articles), report.chunks_added, report.seconds))
+    return report
+
+
+def _totals(store: Store) -> tuple[int, int]:
+    articles = sum(len(record.copies) for record in store.iter_records())
+    return articles, store.chunks.count()
+
+
+def repair(store: Store) -> int:
+    """Remove what an interrupted ingest left: chunks of texts without a record, records missing chunks,
+    and a copy listed under two texts. Returns how many items were removed."""
+    records = {record.key: record for record in store.iter_records()}
+    chunk_count: dict[str, int] = {}
+    orphans = []
+    for chunk_id in store.chunk_ids():
+        key, _, index = chunk_id.rpartition(":")
+        record = records.get(key)
+        if record is None or int(index) >= record.n_chunks:
+            orphans.append(chunk_id)
+        else:
+            chunk_count[key] = chunk_count.get(key, 0) + 1
+    store.delete_chunks(orphans)
+    removed = len(orphans)
+    owner: dict[str, str] = {}
+    for key, record in records.items():
+        if chunk_count.get(key, 0) != record.n_chunks:
+            store.delete_record(key)
+            removed += 1
+            continue
+        unique = [c for c in record.copies if owner.setdefault(c.id, key) == key]
+        if len(unique) != len(record.copies):
+            removed += len(record.copies) - len(unique)
+            if unique:
+                record.copies = unique
+                store.put_record(record)
+                store.set_chunk_copies(record)
+            else:
+                store.delete_record(key)
+    return removed
+
+
+def content_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+class _Run:
+    """The state of one ingest: what is stored (metadata only), what waits to be embedded."""
+
+    def __init__(self, store, embedder, settings, report, progress, started) -> None:
+        self.store, self.embedder, self.settings = store, embedder, settings
+        self.report, self.progress, self.started = report, progress, started
+        self.records: dict[str, ArticleRecord] = {}
+        self.key_of: dict[str, str] = {}  # article id -> content key
+        self.near = dedupe.NearDuplicateIndex(settings.near_duplicate_threshold)
+        for record in store.iter_records():
+            self.records[record.key] = record
+            for copy in record.copies:
+                self.key_of[copy.id] = record.key
+            if (sig := dedupe.decode(record.signature)) is not None:
+                self.near.add(record.key, sig)
+        self.pending: dict[str, list[tuple[int, int]]] = {}  # new keys -> chunk spans
+        self.dirty: set[str] = set()  # stored records whose copies changed
+        self.seen: set[str] = set()
+        self.done = 0
+        self.total = 0
+
+    def read(self, paths) -> list[Article]:
+        articles = []
+        for item in read_inputs(paths):
+            if isinstance(item, Skipped):
+                self.skip(item.path, item.reason)
+            else:
+                articles.append(item)
+        self.total = len(articles)
+        self._tick("reading")
+        return articles
+
+    def skip(self, path: str, reason: str) -> None:
+        self.report.skipped.append({"path": path, "reason": reason})
+
+    def add(self, raw: Article) -> None:
+        self.done += 1
+        article = clean_article(raw)
+        if raw.id in self.seen:
+            self.skip(raw.origin, f"the id {raw.id!r} appears twice in the input; the first one was kept")
+            return
+        if not article.text:
+            self.skip(raw.origin, "article has no text after cleaning")
+            return
+        if len(article.text) > self.settings.max_article_chars:
+            self.skip(
+                raw.origin,
+                f"article too large ({len(article.text):,} characters > max_article_chars "
+                f"{self.settings.max_article_chars:,}); split it or raise ISNAD_MAX_ARTICLE_CHARS",
+            )
+            return
+        self.seen.add(article.id)
+        copy = Copy(article.id, article.title, article.source, article.url, article.date, article.author)
+        key = content_key(article.text)
+        old_key = self.key_of.get(article.id)
+        if old_key == key:
+            self.report.articles_unchanged += 1
+            self._refresh_copy(key, copy)
+            return
+        if old_key is not None:
+            self.report.articles_updated += 1
+            self._detach(article.id)
+        sig = dedupe.signature(article.text)
+        target = key if key in self.records else self.near.find(sig)
+        if target is not None:
+            if old_key is None:
+                self.report.duplicates += 1
+            self._attach(target, copy)
+            return
+        if old_key is None:
+            self.report.articles_new += 1
+        spans = chunk_spans(
+            article.text,
+            self.embedder.count_tokens,
+            self.embedder.token_offsets,
+            self.settings.chunk_max_tokens,
+            self.settings.chunk_overlap_sentences,
+        )
+        record = ArticleRecord(key, article.text, [copy], len(spans), key, dedupe.encode(sig))
+        self.records[key] = record
+        self.key_of[article.id] = key
+        self.near.add(key, sig)
+        self.pending[key] = spans
+        if sum(len(s) for s in self.pending.values()) >= FLUSH_CHUNKS:
+            self.flush()
+        self._tick("indexing")
+
+    def _attach(self, key: str, copy: Copy) -> None:
+        record = self.records[key]
+        record.copies = [c for c in record.copies if c.id != copy.id] + [copy]
+        self.key_of[copy.id] = key
+        if key not in self.pending:
+            self.dirty.add(key)
+
+    def _refresh_copy(self, key: str, copy: Copy) -> None:
+        """Same text, maybe new metadata (title, source...): keep the copy's place, update its fields."""
+        record = self.records[key]
+        if copy not in record.copies:
+            record.copies = [copy if c.id == copy.id else c for c in record.copies]
+            if key not in self.pending:
+                self.dirty.add(key)
+
+    def _detach(self, article_id: str) -> None:
+        """Remove one copy from its text, written at once (removals go before additions)."""
+        key = self.key_of.pop(article_id)
+        record = self.records[key]
+        record.copies = [c for c in record.copies if c.id != article_id]
+        if record.copies:
+            if key not in self.pending:
+                self.store.put_record(record)
+                self.store.set_chunk_copies(record)
+            return
+        del self.records[key]
+        self.near.remove(key)
+        self.dirty.discard(key)
+        if self.pending.pop(key, None) is None:
+            self.store.delete_record(key)
+            self.report.chunks_removed += record.n_chunks
+
+    def flush(self) -> None:
+        if self.pending:
+            self._write_pending()
+        for key in sorted(self.dirty):
+            record = self.records[key]
+            self.store.put_record(record)
+            self.store.set_chunk_copies(record)
+        self.dirty.clear()
+        self._tick("indexing")
+
+    def _write_pending(self) -> None:
+        ids, texts, metadatas, owners = [], [], [], []
+        for key, spans in self.pending.items():
+            record = self.records[key]
+            for index, (start, end) in enumerate(spans):
+                ids.append(f"{key}:{index}")
+                texts.append(record.text[start:end])
+                metadatas.append(chunk_metadata(record, index, start, end))
+                owners.append(key)
+        began = time.perf_counter()
+        vectors = self.embedder.embed_passages(texts)
+        self.report.embed_seconds += time.perf_counter() - began
+        self.store.add_chunks(ids, texts, vectors, metadatas)
+        owner_array = np.array(owners)
+        # Records last: an article is present only once every chunk of it is stored.
+        for key in self.pending:
+            record = self.records[key]
+            mean = vectors[owner_array == key].mean(axis=0)
+            self.store.put_record(record, mean / (np.linalg.norm(mean) or 1.0))
+        self.report.chunks_added += len(ids)
+        self.pending.clear()
+
+    def prune(self) -> None:
+        for article_id in sorted(set(self.key_of) - self.seen):
+            self._detach(article_id)
+            self.report.articles_removed += 1
+        self.flush()
+
+    def _tick(self, phase: str) -> None:
+        if self.progress:
+            elapsed = time.perf_counter() - self.started
+            self.progress(Progress(phase, self.done, self.total, self.report.chunks_added, elapsed))
