@@ -1,0 +1,249 @@
+"""`isnad`: a thin command line over the Python API.
+
+The CLI and the UI are the two adapters that sit above both `assistant` and `ingest`; they import the
+ingest pipeline lazily, and nothing else in `assistant` imports `ingest`.
+Errors print as one line on stderr with exit status 1; set ISNAD_DEBUG=1 to see the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import IsnadError
+from .settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except IsnadError as exc:
+        if os.environ.get("ISNAD_DEBUG"):
+            raise
+        print(f"isnad: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _settings(args) -> Settings:
+    overrides = {
+        name: getattr(args, name, None)
+        for name in ("data_dir", "chroma_url", "collection", "embed_model")
+    }
+    return Settings.load(getattr(args, "config", None), **overrides)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isnad", description="Cited answers from Arabic news.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML settings file (default: $ISNAD_CONFIG or ./isnad.toml)")
+    common.add_argument("--data-dir", type=Path, help="data directory (default ./isnad-data)")
+    common.add_argument("--chroma-url", help="Chroma server URL; empty means the embedded store")
+    common.add_argument("--collection", help="collection name prefix (default isnad)")
+    common.add_argument("--embed-model", help="embedding model (default intfloat/multilingual-e5-small)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ingest = sub.add_parser("ingest", parents=[common], help="add articles to the index")
+    ingest.add_argument("paths", nargs="*", help="files, directories or zip archives")
+    ingest.add_argument("--sample", action="store_true", help="ingest the bundled sample corpus")
+    ingest.add_argument("--prune", action="store_true", help="remove articles no longer in the input")
+    ingest.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    ingest.set_defaults(run=_run_ingest)
+
+    query = argparse.ArgumentParser(add_help=False, parents=[common])
+    query.add_argument("--k", type=int, help="passages to retrieve (default 5)")
+    query.add_argument("--source", action="append", default=[], help="only this newspaper (repeatable)")
+    query.add_argument("--since", type=_date, help="only articles from this date on (YYYY-MM-DD)")
+    query.add_argument("--until", type=_date, help="only articles up to this date (YYYY-MM-DD)")
+    query.add_argument("--json", action="store_true", help="print JSON")
+
+    ask = sub.add_parser("ask", parents=[query], help="answer one question with cited sources")
+    ask.add_argument("question")
+    ask.add_argument("--mode", choices=["extractive", "llm"], help="answerer (default extractive)")
+    ask.set_defaults(run=_run_ask)
+
+    retrieve = sub.add_parser("retrieve", parents=[query], help="the ranked passages for a question")
+    retrieve.add_argument("question")
+    retrieve.set_defaults(run=_run_retrieve)
+
+    chat = sub.add_parser("chat", parents=[query], help="a conversation in the terminal (follow-ups work)")
+    chat.add_argument("--mode", choices=["extractive", "llm"])
+    chat.set_defaults(run=_run_chat)
+
+    llm = sub.add_parser("llm", help="a local OpenAI-compatible server (llama.cpp) for the LLM mode")
+    llm_sub = llm.add_subparsers(dest="llm_command", metavar="COMMAND", required=True)
+    serve = llm_sub.add_parser("serve", help="serve a GGUF model on 127.0.0.1")
+    serve.add_argument("llm_args", nargs=argparse.REMAINDER, help="see `isnad llm serve --help`")
+    serve.set_defaults(run=_run_llm_serve)
+
+    stats = sub.add_parser("stats", parents=[common], help="counts and build information of the index")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(run=_run_stats)
+    return parser
+
+
+def _run_ingest(args) -> int:
+    from ingest import SAMPLE_DIR, ingest
+
+    paths = list(args.paths) + ([str(SAMPLE_DIR)] if args.sample else [])
+    if not paths:
+        raise IsnadError("nothing to ingest: give files, directories or zip archives, or --sample")
+    settings = _settings(args)
+    report = ingest(paths, settings, prune=args.prune, progress=_ProgressLine())
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return 0
+    print(
+        f"{report.articles_new} new, {report.articles_updated} updated, {report.articles_unchanged} unchanged, "
+        f"{report.duplicates} duplicates, {report.articles_removed} removed; {report.chunks_added} chunks "
+        f"added in {report.seconds:.1f}s. Index: {report.articles_total} articles, {report.chunks_total} chunks."
+    )
+    if report.repaired:
+        print(f"cleaned up {report.repaired} leftovers of an interrupted ingest")
+    for item in report.skipped:
+        print(f"skipped {item['path']}: {item['reason']}")
+    return 0
+
+
+class _ProgressLine:
+    """Articles/s, chunks/s and ETA on stderr: rewritten in place on a terminal, a line every 5 s otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, progress) -> None:
+        now = time.monotonic()
+        final = progress.phase == "done"
+        if not final and now - self.last < (0.5 if self.tty else 5.0):
+            return
+        self.last = now
+        seconds = max(progress.seconds, 1e-9)
+        eta = progress.eta_seconds
+        line = (
+            f"{progress.phase}: {progress.articles_done}/{progress.articles_total} articles "
+            f"({progress.articles_done / seconds:.1f}/s), {progress.chunks_done} chunks "
+            f"({progress.chunks_done / seconds:.1f}/s)" + (f", ETA {_duration(eta)}" if eta else "")
+        )
+        end = "\n" if final or not self.tty else ""
+        print(("\r\033[K" if self.tty else "") + line, end=end, file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _date(value: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2015-08-01") from None
+
+
+def _filters(args) -> dict:
+    return {"sources": args.source, "since": args.since or "", "until": args.until or ""}
+
+
+def _assistant(args):
+    from .core import Assistant
+
+    return Assistant(_settings(args))
+
+
+def _run_ask(args) -> int:
+    answer = _assistant(args).ask(args.question, filters=_filters(args), mode=args.mode, k=args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def _print_answer(answer) -> None:
+    from .display import isolate_for_terminal
+
+    print(isolate_for_terminal(answer.text))
+    if answer.notice:
+        print(f"({answer.notice})")
+    for c in answer.citations:
+        where = ", ".join(c.sources) or "?"
+        print(isolate_for_terminal(f"[{c.n}] {c.title} — {where} {c.date}  {c.urls[0] if c.urls else c.article_id}"))
+
+
+def _run_retrieve(args) -> int:
+    hits = _assistant(args).retrieve(args.question, k=args.k, filters=_filters(args))
+    if args.json:
+        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return 0
+    from .display import isolate_for_terminal
+
+    for rank, hit in enumerate(hits, start=1):
+        print(isolate_for_terminal(f"{rank}. {hit.score:.3f} {hit.title} ({', '.join(hit.sources)} {hit.date})"))
+        print(isolate_for_terminal("   " + hit.text[:300].replace("\n", " ")))
+    return 0
+
+
+def _run_chat(args) -> int:
+    assistant = _assistant(args)
+    history: list[dict] = []
+    print("Ask in Arabic or English; an empty line or Ctrl-D ends the chat.")
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            return 0
+        if not question:
+            return 0
+        try:
+            answer = assistant.ask(question, history=history, filters=_filters(args), mode=args.mode, k=args.k)
+        except IsnadError as exc:
+            print(f"error: {exc}")
+            continue
+        _print_answer(answer)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
+def _run_llm_serve(args) -> int:
+    from .llm_server import main as serve
+
+    return serve(["serve", *args.llm_args]) or 0
+
+
+def _run_stats(args) -> int:
+    from .store import Store
+
+    settings = _settings(args)
+    store = Store.open(settings)
+    texts, chunks = store.count()
+    articles = sum(len(record.copies) for record in store.iter_records())
+    stats = {
+        "articles": articles,
+        "distinct_texts": texts,
+        "chunks": chunks,
+        "location": str(settings.chroma_url or settings.data_dir),
+        **store.build_info,
+    }
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False))
+    else:
+        for key, value in stats.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
