@@ -30,6 +30,7 @@ class Copy:
     url: str = ""
     date: str = ""
     author: str = ""
+    text_key: str = ""  # content hash of this copy's own text (a near copy differs from the stored one)
 
 
 @dataclass(frozen=True)

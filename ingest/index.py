@@ -32,8 +32,6 @@ from .chunk import chunk_spans
 from .clean import clean_article
 from .load import Skipped, read_inputs
 
-FLUSH_CHUNKS = 256  # chunks embedded and written together: big enough to sort by length, small for progress
-
 SAMPLE_DIR = Path(__file__).parent / "sample"
 
 
@@ -209,12 +207,12 @@ class _Run:
             )
             return
         self.seen.add(article.id)
-        copy = Copy(article.id, article.title, article.source, article.url, article.date, article.author)
         key = content_key(article.text)
+        copy = Copy(article.id, article.title, article.source, article.url, article.date, article.author, key)
         old_key = self.key_of.get(article.id)
-        if old_key == key:
+        if old_key is not None and self._stored_copy(article.id).text_key == key:
             self.report.articles_unchanged += 1
-            self._refresh_copy(key, copy)
+            self._refresh_copy(old_key, copy)
             return
         if old_key is not None:
             self.report.articles_updated += 1
@@ -240,9 +238,13 @@ class _Run:
         self.key_of[article.id] = key
         self.near.add(key, sig)
         self.pending[key] = spans
-        if sum(len(s) for s in self.pending.values()) >= FLUSH_CHUNKS:
+        # Big enough batches to sort by length (less padding), small enough for steady progress.
+        if sum(len(s) for s in self.pending.values()) >= self.settings.ingest_batch_chunks:
             self.flush()
         self._tick("indexing")
+
+    def _stored_copy(self, article_id: str) -> Copy:
+        return next(c for c in self.records[self.key_of[article_id]].copies if c.id == article_id)
 
     def _attach(self, key: str, copy: Copy) -> None:
         record = self.records[key]

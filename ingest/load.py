@@ -90,7 +90,8 @@ def _read_zip(path: Path, name: str) -> Iterator[Article | Skipped]:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             member = PurePosixPath(info.filename)
             display = f"{path}/{info.filename}"
-            if info.is_dir() or any(part.startswith(".") or part == "__MACOSX" for part in member.parts):
+            hidden = any(part.startswith(".") and part not in (".", "..") for part in member.parts)
+            if info.is_dir() or hidden or "__MACOSX" in member.parts:
                 continue
             suffix = member.suffix.lower()
             if suffix not in SUPPORTED or suffix == ".zip":

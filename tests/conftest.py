@@ -1,0 +1,52 @@
+"""Shared fixtures: one loaded embedder and one index of the bundled sample per test session.
+
+Everything here is real: the embedder is the offline multilingual-e5-small, the store a persistent Chroma
+in a temporary directory. Nothing contacts a hub (HF_HUB_OFFLINE) or an analytics host.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from assistant.embedder import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(scope="session")
+def sample_settings(tmp_path_factory, embedder):
+    """Settings of an index of the bundled sample, built once per session."""
+    from assistant.settings import Settings
+    from ingest import SAMPLE_DIR, ingest
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("sample-index"))
+    report = ingest([SAMPLE_DIR], settings, embedder=embedder)
+    assert report.articles_new > 0 and not report.skipped, report
+    return settings
+
+
+@pytest.fixture(scope="session")
+def sample_assistant(sample_settings):
+    from assistant import Assistant
+
+    return Assistant(sample_settings)
+
+
+def make_settings(tmp_path: Path, **overrides):
+    from assistant.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data", **overrides)

@@ -1,0 +1,231 @@
+"""The ingest pipeline with the real embedder and a real persistent Chroma."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import IndexLocked, IndexMismatch, StoreError
+from assistant.settings import Settings
+from assistant.store import Store
+from ingest import ingest
+from ingest.index import repair
+
+from .conftest import REPO, SHARED_DATA
+
+STORIES = {
+    "security.txt": "اجتماع أمني في بنغازي\nاجتمع رئيس الأركان ووزير الداخلية بمسؤولي الأجهزة الأمنية في بنغازي. "
+    "وأمر رئيس الأركان بحملات مرورية تستهدف السيارات غير المسجلة. وطلب الوزير عرض الصعوبات التي تواجه الأجهزة.",
+    "economy.txt": "أسعار النفط\nارتفعت أسعار النفط الخام اليوم بنسبة ٣ في المئة بعد تراجع المخزونات الأمريكية. "
+    "وقال محللون إن الطلب الآسيوي ما زال قويا رغم تباطؤ النمو.",
+    "sport.txt": "الهلال يفوز\nفاز نادي الهلال على النصر بهدفين مقابل هدف في مباراة الديربي مساء أمس في الرياض. "
+    "وسجل الهدفين اللاعب سالم الدوسري في الشوط الثاني.",
+}
+AGENCY = (
+    "أعلنت وزارة الصحة تسجيل ١٢ إصابة جديدة بفيروس كورونا في الرياض وجدة خلال الأسبوع الماضي، "
+    "وأكدت الوزارة أن جميع الحالات تتلقى العلاج في المستشفيات وأن الوضع الصحي مستقر. "
+    "ودعت الوزارة المواطنين إلى الالتزام بالإرشادات الوقائية وغسل اليدين باستمرار وتجنب الأماكن المزدحمة."
+)
+
+
+def write_corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in STORIES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    copies = [
+        {"url": "http://okaz/1", "source": "okaz", "date": "2015-08-01", "title": "كورونا", "content": AGENCY},
+        # The same agency text in another paper: an exact copy and a near copy with a different ending.
+        {"url": "http://sabq/9", "source": "sabq", "date": "2015-08-01", "title": "كورونا", "content": AGENCY},
+        {"url": "http://alyaum/5", "source": "alyaum", "date": "2015-08-02", "title": "الصحة: ١٢ إصابة",
+         "content": AGENCY.replace("باستمرار", "باستمرار.") + " (واس)"},
+    ]
+    (folder / "agency.json").write_text(json.dumps(copies, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def consistent(settings: Settings) -> tuple[list[str], int]:
+    """(sorted article ids, chunk count), after checking there are no orphans and no duplicates."""
+    store = Store.open(settings)
+    records = list(store.iter_records())
+    ids = [c.id for r in records for c in r.copies]
+    assert len(ids) == len(set(ids)), "an article is present twice"
+    assert store.chunks.count() == sum(r.n_chunks for r in records), "orphan or missing chunks"
+    return sorted(ids), store.chunks.count()
+
+
+def test_ingest_is_incremental_and_keeps_every_copy(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "in")
+    settings = Settings(data_dir=tmp_path / "data")
+
+    first = ingest([corpus], settings, embedder=embedder)
+    assert (first.articles_new, first.duplicates, first.skipped) == (4, 2, [])
+    assert first.chunks_added >= 4 and first.articles_total == 6
+
+    store = Store.open(settings)
+    agency = next(r for r in store.iter_records() if "http://okaz/1" in r.article_ids)
+    assert agency.sources == ["okaz", "sabq", "alyaum"] and len(agency.urls) == 3
+
+    again = ingest([corpus], settings, embedder=embedder)
+    assert (again.articles_unchanged, again.chunks_added, again.embed_seconds) == (6, 0, 0)
+
+    (corpus / "sport.txt").write_text(STORIES["sport.txt"].replace("بهدفين", "بثلاثة أهداف"), encoding="utf-8")
+    changed = ingest([corpus], settings, embedder=embedder)
+    assert (changed.articles_updated, changed.articles_unchanged) == (1, 5)
+    assert changed.chunks_added >= 1 and changed.chunks_removed >= 1
+    texts = [r.text for r in Store.open(settings).iter_records(include_text=True)]
+    assert any("بثلاثة أهداف" in t for t in texts) and not any("بهدفين مقابل" in t for t in texts)
+
+    (corpus / "economy.txt").unlink()
+    pruned = ingest([corpus], settings, prune=True, embedder=embedder)
+    assert pruned.articles_removed == 1
+    ids, _ = consistent(settings)
+    assert "economy.txt" not in ids and "http://sabq/9" in ids
+
+
+def test_bad_input_is_skipped_and_nothing_stored_is_lost(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "in")
+    settings = Settings(data_dir=tmp_path / "data", max_article_chars=5000)
+    ingest([corpus], settings, embedder=embedder)
+    before = consistent(settings)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "huge.txt").write_text("عنوان\n" + "كلمة " * 3000, encoding="utf-8")
+    (bad / "feed.jsonl").write_text('{"url": "x", "content": ""}\n{oops\n', encoding="utf-8")
+    (bad / "image.png").write_bytes(b"\x89PNG\r\n")
+    report = ingest([bad], settings, embedder=embedder)
+    reasons = " | ".join(f"{s['path']}: {s['reason']}" for s in report.skipped)
+    assert "too large" in reasons and "no text" in reasons and "feed.jsonl:2" in reasons and ".png" in reasons
+    assert consistent(settings) == before
+
+
+def test_index_records_its_build_and_refuses_another(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "in")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([corpus], settings, embedder=embedder)
+    info = Store.open(settings).build_info
+    assert info["embed_fingerprint"] == embedder.fingerprint and info["chunk_max_tokens"] == 160
+    with pytest.raises(IndexMismatch, match="chunk_max_tokens"):
+        ingest([corpus], settings.model_copy(update={"chunk_max_tokens": 100}), embedder=embedder)
+    with pytest.raises(IndexMismatch, match="BAAI/bge-m3"):
+        Store.open(settings.model_copy(update={"embed_model": "BAAI/bge-m3"}))
+
+
+def test_second_writer_is_refused(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "in")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([corpus], settings, embedder=embedder)
+    with Store.open(settings).writer_lock():
+        with pytest.raises(IndexLocked, match="another ingest"):
+            ingest([corpus], settings, embedder=embedder)
+    assert ingest([corpus], settings, embedder=embedder).articles_unchanged == 6  # lock released
+
+
+def test_stats_json(tmp_path, embedder, capsys):
+    from assistant.cli import main
+
+    corpus = write_corpus(tmp_path / "in")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([corpus], settings, embedder=embedder)
+    assert main(["stats", "--json", "--data-dir", str(settings.data_dir)]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["articles"] == 6 and stats["distinct_texts"] == 4 and stats["chunks"] >= 4
+    assert stats["embed_fingerprint"] == embedder.fingerprint
+    assert main(["stats", "--data-dir", str(tmp_path / "nothing")]) == 1
+    assert "no index in" in capsys.readouterr().err
+
+
+def _day_sample(folder: Path, n: int) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(SHARED_DATA / "saudinewsnet" / "2015-08-02.zip") as archive:
+        articles = json.loads(archive.read(archive.namelist()[0]))
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = [a for a in articles if 500 < len(a["content"]) < 2500][:n]
+    (folder / "day.json").write_text(json.dumps(chosen, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def _ingest_command(corpus: Path, data_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "assistant.cli", "ingest", str(corpus), "--data-dir", str(data_dir), "--json"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "saudinewsnet").is_dir(), reason="needs ../shared/data/saudinewsnet")
+def test_kill_9_at_random_points_then_rerun_gives_the_same_index(tmp_path, embedder):
+    corpus = _day_sample(tmp_path / "in", 40)
+    reference = Settings(data_dir=tmp_path / "reference")
+    ingest([corpus], reference, embedder=embedder)
+    expected = consistent(reference)
+
+    env = dict(os.environ, ISNAD_INGEST_BATCH_CHUNKS="8", PYTHONPATH=str(REPO))
+    data_dir = tmp_path / "killed"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        process = subprocess.Popen(_ingest_command(corpus, data_dir), env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, cwd=REPO)
+        # The model loads in ~10 s; writing goes on for a while after that.
+        time.sleep(rng.uniform(10, 30))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 1, "every run finished before it could be killed: the test proved nothing"
+    final = subprocess.run(_ingest_command(corpus, data_dir), env=env, capture_output=True, text=True, cwd=REPO,
+                           timeout=600)
+    assert final.returncode == 0, final.stderr
+    settings = Settings(data_dir=data_dir)
+    assert consistent(settings) == expected
+    assert repair(Store.open(settings)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    port = _free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    process = subprocess.Popen([str(chroma), "run", "--host", "127.0.0.1", "--port", str(port),
+                                "--path", str(tmp_path / "server")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.3)
+    yield url, process
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.slow
+def test_chroma_server_mode(tmp_path, embedder, chroma_server):
+    from assistant import Assistant
+
+    url, process = chroma_server
+    corpus = write_corpus(tmp_path / "in")
+    settings = Settings(data_dir=tmp_path / "data", chroma_url=url)
+    report = ingest([corpus], settings, embedder=embedder)
+    assert report.articles_new == 4 and not (tmp_path / "data" / "chroma").exists()
+    hits = Assistant(settings).retrieve("ماذا أمر رئيس الأركان بشأن السيارات؟", k=2)
+    assert hits[0].article_id == "security.txt"
+    process.kill()
+    process.wait()
+    with pytest.raises(StoreError, match=f"cannot reach the Chroma server at {url}"):
+        Store.open(settings)
