@@ -5,7 +5,7 @@ each daily zip) plus the seed article, copied byte-for-byte. Running this script
 again must reproduce the committed files exactly, so the corpus can be audited.
 
 Usage (from the repository root):
-    python eval/make_sample.py              # (re)write ingest/sample/
+    python eval/make_sample.py              # (re)write ingest/sample/articles/
     python eval/make_sample.py --check      # exit 1 if the committed files differ
     python eval/make_sample.py --provenance # print the file/zip table used in NOTICE.md
     python eval/make_sample.py --duplicates # list near-duplicate pairs (Jaccard of 30-char shingles)
@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-SAMPLE_DIR = REPO_ROOT / "ingest" / "sample"
+SAMPLE_DIR = REPO_ROOT / "ingest" / "sample" / "articles"  # NOTICE.md sits one level up
 SAMPLE_JSON = "saudinewsnet-sample.json"
 SEED_NAME = "benghazi-security-meeting.txt"
 

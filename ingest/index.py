@@ -32,7 +32,7 @@ from .chunk import chunk_spans
 from .clean import clean_article
 from .load import Skipped, read_inputs
 
-SAMPLE_DIR = Path(__file__).parent / "sample"
+SAMPLE_DIR = Path(__file__).parent / "sample" / "articles"  # its NOTICE.md is one level up
 
 
 @dataclass

@@ -19,7 +19,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QA_PATH = REPO_ROOT / "eval" / "qa.jsonl"
-SAMPLE_DIR = REPO_ROOT / "ingest" / "sample"
+SAMPLE_DIR = REPO_ROOT / "ingest" / "sample" / "articles"
 SAMPLE_JSON = SAMPLE_DIR / "saudinewsnet-sample.json"
 SEED_ID = "benghazi-security-meeting.txt"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -228,7 +228,7 @@ def test_sample_corpus_shape(corpus):
     assert len({a["date_extracted"][:10] for a in articles}) >= 5
     assert not any(a["date_extracted"].startswith("2015-08-09") for a in articles)
     assert (SAMPLE_DIR / SEED_ID).read_bytes() and SEED_ID in corpus
-    assert (SAMPLE_DIR / "NOTICE.md").is_file()
+    assert (SAMPLE_DIR.parent / "NOTICE.md").is_file()
 
 
 def test_sample_holds_near_duplicate_groups():
