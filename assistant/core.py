@@ -1,0 +1,156 @@
+"""`Assistant`: open an index, retrieve passages, answer with citations (extractive or LLM)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+from .conversation import condense_heuristically, looks_like_follow_up, user_questions
+from .embedder import load_embedder
+from .errors import IndexMismatch, IsnadError, LLMError
+from .extractive import NO_ANSWER, answer_extractively
+from .generative import condense_with_llm, messages_for, parse_answer, stream_completion
+from .retrieval import Filters, Retriever
+from .settings import Settings
+from .store import Store, describe_location
+from .text import detect_language
+from .types import Answer, Hit
+
+MAX_QUESTION_CHARS = 2000
+
+Mode = Literal["extractive", "llm"]
+
+
+class Assistant:
+    """Ask questions over an existing index.
+
+    >>> assistant = Assistant()                      # settings from isnad.toml / ISNAD_* / defaults
+    >>> answer = assistant.ask("ماذا أمر رئيس الأركان بشأن السيارات غير المرخصة؟")
+    >>> answer.text, [c.quote for c in answer.citations]
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings or Settings.load(**overrides)
+        if settings is not None and overrides:
+            self.settings = settings.model_copy(update=overrides)
+        self.store = Store.open(self.settings)  # IndexNotFound names the directory and the fix
+        self.embedder = load_embedder(self.settings.embed_model, self.settings.cache_dir)
+        built_with = self.store.build_info.get("embed_fingerprint")
+        if built_with and built_with != self.embedder.fingerprint:
+            raise IndexMismatch(
+                f"the index in {describe_location(self.settings)} was built by embedder {built_with}, "
+                f"but the loaded one is {self.embedder.fingerprint}: re-ingest into a new data directory"
+            )
+        self.retriever = Retriever(self.store, self.embedder)
+
+    def refresh(self) -> None:
+        """See articles another process (or the UI's ingest panel) added since this was opened."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
+        self.store = Store.open(self.settings)
+        self.retriever = Retriever(self.store, self.embedder)
+
+    def sources(self) -> list[str]:
+        """Every newspaper in the index (for filter choices)."""
+        return sorted({s for record in self.store.iter_records() for s in record.sources})
+
+    def retrieve(self, question: str, k: int | None = None, filters: Filters | dict | None = None) -> list[Hit]:
+        question = _check_question(question)
+        return self.retriever.retrieve(question, k or self.settings.k, filters)
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Any] | None = None,
+        filters: Filters | dict | None = None,
+        mode: Mode | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        """Answer `question` (Arabic or English) from the index; `history` holds earlier messages."""
+        answer = None
+        for item in self.stream(question, history, filters, mode, k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[Any] | None = None,
+        filters: Filters | dict | None = None,
+        mode: Mode | None = None,
+        k: int | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield text pieces as they are produced, then the final `Answer`."""
+        started = time.perf_counter()
+        question = _check_question(question)
+        mode = mode or self.settings.mode
+        language = detect_language(question)
+        timings: dict[str, float] = {}
+        notice = ""
+        if mode == "llm" and not self.settings.llm_configured:
+            mode, notice = "extractive", "No LLM endpoint is configured; showing the extractive answer."
+
+        clock = time.perf_counter()
+        standalone = self._standalone(question, history, language, mode)
+        timings["condense"] = time.perf_counter() - clock
+        query_vector = self.embedder.embed_query(standalone)
+        hits = self.retriever.retrieve(
+            standalone, k or self.settings.k, filters, timings=timings, query_vector=query_vector
+        )
+
+        answer = None
+        if mode == "llm" and hits:
+            clock = time.perf_counter()
+            try:
+                raw = []
+                for piece in stream_completion(self.settings, messages_for(question, language, hits)):
+                    raw.append(piece)
+                    yield piece
+                text, citations, declined = parse_answer("".join(raw), hits, self.embedder)
+                if declined:
+                    answer = Answer(NO_ANSWER[language], False, language, "llm")
+                elif citations:
+                    answer = Answer(text, True, language, "llm", citations)
+                else:
+                    notice = "The LLM answer cited no given passage; showing the extractive answer."
+            except LLMError as exc:
+                notice = f"LLM unavailable ({exc}); showing the extractive answer."
+            timings["generate"] = time.perf_counter() - clock
+
+        if answer is None:
+            clock = time.perf_counter()
+            answer = answer_extractively(standalone, query_vector, hits, self.embedder, language)
+            timings["select"] = time.perf_counter() - clock
+            yield answer.text
+
+        answer.question = question
+        answer.standalone_question = standalone
+        answer.notice = notice
+        timings["total"] = time.perf_counter() - started
+        answer.timings = {name: round(value, 4) for name, value in timings.items()}
+        yield answer
+
+    def _standalone(self, question: str, history, language: str, mode: Mode) -> str:
+        if not user_questions(history):
+            return question
+        if mode == "llm" and looks_like_follow_up(question):
+            try:
+                return condense_with_llm(self.settings, question, history, language)
+            except LLMError:
+                pass
+        return condense_heuristically(question, history)
+
+
+def _check_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise IsnadError("the question is empty: type a question in Arabic or English")
+    question = " ".join(question.split())
+    if len(question) > MAX_QUESTION_CHARS:
+        question = question[:MAX_QUESTION_CHARS]
+    if not any(ch.isalnum() for ch in question):
+        raise IsnadError("the question has no words: type a question in Arabic or English")
+    return question

@@ -1,0 +1,132 @@
+"""The LLM answerer: any OpenAI-compatible chat-completions endpoint, through langchain-openai.
+
+The model sees numbered, delimited passages and must cite [n] after each claim. Its output is never
+trusted as is: citations are parsed back, those naming a passage that was not given are dropped, the
+rest are renumbered in order of appearance and each is tied to the exact sentence of its passage that
+best supports the claim. No valid citation left means no answer from the LLM (the caller falls back).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .errors import LLMError
+from .extractive import citation_for, score_sentences
+from .settings import Settings
+from .templates import CANNOT_ANSWER, render
+from .text import split_sentences
+from .types import Citation, Hit
+
+LANGUAGE_NAMES = {"ar": "Arabic (العربية)", "en": "English"}
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+
+
+def chat_model(settings: Settings):
+    if not settings.llm_base_url:
+        raise LLMError("no LLM endpoint configured: set ISNAD_LLM_BASE_URL (and ISNAD_LLM_MODEL)")
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=settings.llm_base_url,
+        model=settings.llm_model or "default",
+        # Local servers need no key, but the client insists on one.
+        api_key=settings.llm_api_key.get_secret_value() or "no-key",
+        timeout=settings.llm_timeout,
+        max_retries=0,
+        temperature=0.1,
+        max_tokens=300,
+    )
+
+
+def format_passages(hits: Sequence[Hit]) -> str:
+    """Numbered, delimited passages; the text is escaped so it cannot close its own tag."""
+    blocks = []
+    for n, hit in enumerate(hits, start=1):
+        meta = f'n="{n}" source="{html.escape(", ".join(hit.sources))}" date="{hit.date}"'
+        blocks.append(f"<passage {meta}>\n{html.escape(hit.text, quote=False)}\n</passage>")
+    return "\n\n".join(blocks)
+
+
+def messages_for(question: str, language: str, hits: Sequence[Hit]) -> list[tuple[str, str]]:
+    names = {"language_name": LANGUAGE_NAMES[language], "cannot_answer": CANNOT_ANSWER}
+    return [
+        ("system", render("answer_system", **names)),
+        ("user", render("answer_user", passages=format_passages(hits), question=question, **names)),
+    ]
+
+
+def stream_completion(settings: Settings, messages: list[tuple[str, str]]) -> Iterator[str]:
+    """Text pieces from the endpoint; any failure becomes one LLMError with a readable reason."""
+    try:
+        for piece in chat_model(settings).stream(messages):
+            if piece.content:
+                yield str(piece.content)
+    except LLMError:
+        raise
+    except Exception as exc:  # connection refused, timeout, HTTP errors, malformed replies
+        raise LLMError(describe_failure(exc, settings)) from None
+
+
+def complete(settings: Settings, messages: list[tuple[str, str]]) -> str:
+    return "".join(stream_completion(settings, messages))
+
+
+def describe_failure(exc: Exception, settings: Settings) -> str:
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return f"the LLM endpoint {settings.llm_base_url} did not answer within {settings.llm_timeout:.0f}s"
+    if "Connection" in name:
+        return f"cannot connect to the LLM endpoint {settings.llm_base_url}"
+    status = getattr(exc, "status_code", None)
+    if status:
+        return f"the LLM endpoint {settings.llm_base_url} returned HTTP {status}"
+    return f"the LLM endpoint {settings.llm_base_url} failed ({name})"
+
+
+def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Citation], bool]:
+    """(text with citations renumbered, citations, declined). Unknown [n] are removed from the text."""
+    text = raw.strip()
+    if not text or CANNOT_ANSWER in text:
+        return "", [], True
+    order: dict[int, int] = {}
+    for match in _CITATION.finditer(text):
+        given = int(match.group(1))
+        if 1 <= given <= len(hits) and given not in order:
+            order[given] = len(order) + 1
+
+    def renumber(match: re.Match) -> str:
+        given = int(match.group(1))
+        return f"[{order[given]}]" if given in order else ""
+
+    renumbered = re.sub(r"\s+([.،,؟?!])", r"\1", _CITATION.sub(renumber, text)).strip()
+    citations = []
+    for given, n in order.items():
+        hit = hits[given - 1]
+        claim = _claim_citing(renumbered, n)
+        best = score_sentences(claim, embedder.embed_query(claim), [hit], embedder)
+        start, end, score = (best[0].start, best[0].end, best[0].score) if best else (hit.start, hit.end, 0.0)
+        citations.append(citation_for(n, hit, start, end, score))
+    return renumbered, citations, False
+
+
+def _claim_citing(text: str, n: int) -> str:
+    """The sentence of the answer that carries [n] (what the cited passage must support)."""
+    for start, end in split_sentences(text):
+        if f"[{n}]" in text[start:end]:
+            return _CITATION.sub("", text[start:end]).strip() or text
+    return text
+
+
+def condense_with_llm(settings: Settings, question: str, history: Sequence[Any], language: str) -> str:
+    lines = []
+    for item in history[-6:]:
+        if isinstance(item, dict) and isinstance(item.get("content"), str):
+            lines.append(f"{item.get('role', 'user')}: {item['content'][:500]}")
+    prompt = render(
+        "condense", history="\n".join(lines), question=question, language_name=LANGUAGE_NAMES[language]
+    )
+    condensed = complete(settings, [("user", prompt)]).strip().splitlines()
+    return condensed[0].strip() if condensed and condensed[0].strip() else question

@@ -1,0 +1,246 @@
+"""Hybrid cross-lingual retrieval: dense search in Chroma + Arabic BM25, fused by reciprocal rank.
+
+Routing by the question's script (measured on XQuAD, see bench/query.py): BM25 over stemmed, folded
+Arabic helps Arabic questions; for an English question over Arabic text it only adds noise, so English
+questions get dense search plus cross-lingual pseudo-relevance feedback: salient Arabic terms of the top
+dense hits feed a BM25 pass whose ranking is fused with a lower weight.
+
+The BM25 index is derived from the chunk documents stored in Chroma (the single source of truth) and
+rebuilt in memory when the collection changes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .embedder import Embedder
+from .store import Store, date_int
+from .text import detect_language, search_terms, words
+from .types import Hit
+
+RRF_K = 60
+CANDIDATES = 40  # per ranker, before fusion
+PRF_DOCS = 3
+PRF_TERMS = 12
+PRF_WEIGHT = 0.5
+DUPLICATE_JACCARD = 0.7
+
+
+@dataclass
+class Filters:
+    """Restrict retrieval to some newspapers and/or a date range (inclusive, YYYY-MM-DD)."""
+
+    sources: Sequence[str] = ()
+    since: str = ""
+    until: str = ""
+
+    @classmethod
+    def coerce(cls, value: Filters | dict[str, Any] | None) -> Filters:
+        if value is None:
+            return cls()
+        if isinstance(value, Filters):
+            return value
+        return cls(**value)
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.since or self.until)
+
+    def where(self) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if self.sources:
+            options = [{"sources": {"$contains": s}} for s in self.sources]
+            clauses.append(options[0] if len(options) == 1 else {"$or": options})
+        if self.since:
+            clauses.append({"date_int": {"$gte": date_int(self.since)}})
+        if self.until:
+            clauses.append({"date_int": {"$lte": date_int(self.until)}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def mask(self, sources: list[list[str]], dates: np.ndarray) -> np.ndarray:
+        keep = np.ones(len(dates), dtype=bool)
+        if self.sources:
+            wanted = set(self.sources)
+            keep &= np.array([bool(wanted & set(s)) for s in sources], dtype=bool)
+        if self.since:
+            keep &= dates >= date_int(self.since)
+        if self.until:
+            keep &= dates <= date_int(self.until)
+        return keep
+
+
+class LexicalIndex:
+    """BM25 over `search_terms` of every stored chunk."""
+
+    def __init__(self, store: Store) -> None:
+        import bm25s
+
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.metadatas: list[dict[str, Any]] = []
+        for ids, documents, metadatas in store.iter_chunks():
+            self.ids.extend(ids)
+            self.texts.extend(documents)
+            self.metadatas.extend(metadatas)
+        self.position = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
+        self.dates = np.array([m.get("date_int", 0) for m in self.metadatas], dtype=np.int64)
+        self.sources = [list(m.get("sources") or []) for m in self.metadatas]
+        self.bm25 = bm25s.BM25()
+        corpus = [search_terms(text) or ["\u2205"] for text in self.texts]
+        self.document_frequency = Counter(term for terms in corpus for term in set(terms))
+        if self.ids:
+            self.bm25.index(corpus, show_progress=False)
+
+    def idf(self, term: str) -> float:
+        return math.log(1 + len(self.ids) / (1 + self.document_frequency.get(term, 0)))
+
+    def search(self, terms: list[str], n: int, filters: Filters) -> list[tuple[str, float]]:
+        if not self.ids or not terms:
+            return []
+        scores = self.bm25.get_scores(terms)
+        if filters:
+            scores = np.where(filters.mask(self.sources, self.dates), scores, 0.0)
+        top = np.argsort(-scores)[:n]
+        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+
+class Retriever:
+    def __init__(self, store: Store, embedder: Embedder) -> None:
+        self.store = store
+        self.embedder = embedder
+        self._lexical: LexicalIndex | None = None
+        self._lexical_count = -1
+        self._lock = threading.Lock()
+        self._articles: dict[str, Any] = {}
+
+    def lexical(self) -> LexicalIndex:
+        count = self.store.chunks.count()
+        with self._lock:
+            if self._lexical is None or count != self._lexical_count:
+                self._lexical = LexicalIndex(self.store)
+                self._lexical_count = count
+                self._articles.clear()
+            return self._lexical
+
+    def retrieve(
+        self,
+        question: str,
+        k: int = 5,
+        filters: Filters | dict | None = None,
+        timings: dict[str, float] | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """The `k` best passages for `question`, near-duplicates collapsed, best first."""
+        filters = Filters.coerce(filters)
+        timings = {} if timings is None else timings
+        clock = time.perf_counter()
+        vector = self.embedder.embed_query(question) if query_vector is None else query_vector
+        timings["embed"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        dense = self._dense(vector, CANDIDATES, filters)
+        lexical = self.lexical()
+        if detect_language(question) == "ar":
+            sparse = lexical.search(search_terms(question), CANDIDATES, filters)
+            weights = (1.0, 1.0)
+        else:
+            sparse = lexical.search(self._feedback_terms(lexical, dense), CANDIDATES, filters)
+            weights = (1.0, PRF_WEIGHT)
+        timings["search"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        fused = fuse([[cid for cid, _ in dense], [cid for cid, _ in sparse]], weights)
+        hits = self._hits(fused[: k * 3], lexical, dict(dense))
+        hits = collapse_duplicates(hits)[:k]
+        timings["fusion"] = time.perf_counter() - clock
+        return hits
+
+    def _dense(self, vector: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]:
+        total = self.store.chunks.count()
+        if total == 0:
+            return []
+        result = self.store.chunks.query(
+            query_embeddings=[vector], n_results=min(n, total), where=filters.where(), include=["distances"]
+        )
+        return [(cid, 1.0 - dist) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=True)]
+
+    @staticmethod
+    def _feedback_terms(lexical: LexicalIndex, dense: list[tuple[str, float]]) -> list[str]:
+        """Cross-lingual pseudo-relevance feedback: the most distinctive terms of the top dense hits."""
+        counts: dict[str, float] = {}
+        for chunk_id, _ in dense[:PRF_DOCS]:
+            position = lexical.position.get(chunk_id)
+            if position is None:
+                continue
+            for term in set(search_terms(lexical.texts[position])):
+                counts[term] = counts.get(term, 0.0) + 1.0
+        return sorted(counts, key=lambda term: counts[term] * lexical.idf(term), reverse=True)[:PRF_TERMS]
+
+    def _hits(self, chunk_ids: list[str], lexical: LexicalIndex, dense: dict[str, float]) -> list[Hit]:
+        keys = [lexical.metadatas[lexical.position[c]]["article_key"] for c in chunk_ids if c in lexical.position]
+        missing = [key for key in keys if key not in self._articles]
+        self._articles.update(self.store.get_records(missing, include_text=False))
+        hits = []
+        for chunk_id in chunk_ids:
+            position = lexical.position.get(chunk_id)
+            if position is None:
+                continue
+            meta = lexical.metadatas[position]
+            record = self._articles.get(meta["article_key"])
+            if record is None:
+                continue
+            primary = record.primary
+            hits.append(
+                Hit(
+                    chunk_id=chunk_id,
+                    article_id=primary.id,
+                    title=primary.title,
+                    text=lexical.texts[position],
+                    start=int(meta["start"]),
+                    end=int(meta["end"]),
+                    score=round(dense.get(chunk_id, 0.0), 4),
+                    sources=record.sources,
+                    urls=record.urls,
+                    article_ids=record.article_ids,
+                    date=primary.date,
+                    author=primary.author,
+                )
+            )
+        return hits
+
+
+def fuse(rankings: list[list[str]], weights: Sequence[float]) -> list[str]:
+    """Weighted reciprocal rank fusion."""
+    scores: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, item in enumerate(ranking):
+            scores[item] = scores.get(item, 0.0) + weight / (RRF_K + rank + 1)
+    return sorted(scores, key=scores.__getitem__, reverse=True)
+
+
+def collapse_duplicates(hits: list[Hit]) -> list[Hit]:
+    """Merge hits whose passages are near-identical (agency copy below the ingest threshold, or
+    overlapping reprints): the best-ranked stays and lists every paper that printed it."""
+    kept: list[tuple[Hit, set[str]]] = []
+    for hit in hits:
+        tokens = set(words(hit.text))
+        for other, other_tokens in kept:
+            union = tokens | other_tokens
+            if union and len(tokens & other_tokens) / len(union) >= DUPLICATE_JACCARD:
+                if other.article_id != hit.article_id:
+                    other.sources = list(dict.fromkeys(other.sources + hit.sources))
+                    other.urls = list(dict.fromkeys(other.urls + hit.urls))
+                    other.article_ids = list(dict.fromkeys(other.article_ids + hit.article_ids))
+                break
+        else:
+            kept.append((hit, tokens))
+    return [hit for hit, _ in kept]

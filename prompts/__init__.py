@@ -1,0 +1,1 @@
+"""Prompt templates (data files). In an installed package this folder is `assistant.prompts`."""

@@ -1,0 +1,103 @@
+"""The Python API over an index of the bundled sample: real embedder, real Chroma, extractive answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import assistant
+from assistant import Assistant, IsnadError
+from assistant.errors import IndexNotFound
+from assistant.store import Store
+
+CANONICAL_EN = "What did the chief of staff order about unregistered vehicles?"
+CANONICAL_AR = "ماذا أمر رئيس الأركان بشأن السيارات غير المسجلة؟"
+SEED = "benghazi-security-meeting.txt"
+
+
+def test_public_api_is_small():
+    assert sorted(assistant.__all__) == ["Answer", "Assistant", "Citation", "Hit", "IsnadError", "Settings"]
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexNotFound, match=r"no index in .*nothing: run `isnad ingest"):
+        Assistant(data_dir=tmp_path / "nothing")
+
+
+def _article_text(settings, article_id):
+    store = Store.open(settings)
+    return next(r.text for r in store.iter_records(include_text=True) if article_id in r.article_ids)
+
+
+@pytest.mark.parametrize("question,language", [(CANONICAL_EN, "en"), (CANONICAL_AR, "ar")])
+def test_canonical_question_is_answered_with_the_exact_sentence(sample_assistant, sample_settings, question,
+                                                                language):
+    answer = sample_assistant.ask(question)
+    assert answer.has_answer and answer.language == language and answer.mode == "extractive"
+    assert "[1]" in answer.text
+    first = answer.citations[0]
+    assert first.article_id == SEED and "السيارات غير المسجلة" in first.quote
+    # The quote is an exact span of the stored article: offsets index the article text.
+    assert _article_text(sample_settings, SEED)[first.start:first.end] == first.quote
+    if language == "en":
+        assert answer.text.startswith("According to")
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("Who won the 2014 FIFA World Cup final?", "The articles do not say."),
+    ("من فاز بنهائي كأس العالم لكرة القدم 2014؟", "لا تذكر المقالات"),
+])
+def test_unanswerable_question_is_declined_in_its_language(sample_assistant, question, expected):
+    answer = sample_assistant.ask(question)
+    assert not answer.has_answer and answer.text.startswith(expected) and not answer.citations
+
+
+def test_follow_up_uses_the_history(sample_assistant):
+    first = sample_assistant.ask(CANONICAL_EN)
+    history = [{"role": "user", "content": CANONICAL_EN}, {"role": "assistant", "content": first.text}]
+    follow = sample_assistant.ask("And what did the interior minister ask for?", history=history)
+    assert CANONICAL_EN in follow.standalone_question
+    assert follow.citations and follow.citations[0].article_id == SEED
+
+
+def test_duplicates_are_collapsed_and_list_every_paper(sample_assistant):
+    hits = sample_assistant.retrieve("حريق شقة سكنية في جدة", k=5)
+    fire = [h for h in hits if "aleqt.com/2015/07/22" in " ".join(h.article_ids)]
+    assert len(fire) >= 1
+    assert {"aleqtisadiya", "alriyadh", "alweeam"} <= set(fire[0].sources)
+    texts = [h.text for h in hits]
+    assert len(texts) == len(set(texts))
+
+
+def test_filters_by_source_and_date(sample_assistant):
+    hits = sample_assistant.retrieve("حريق", k=5, filters={"sources": ["aljazirah"]})
+    assert hits and all("aljazirah" in h.sources for h in hits)
+    hits = sample_assistant.retrieve("حريق", k=5, filters={"since": "2015-08-10", "until": "2015-08-11"})
+    assert hits and all("2015-08-10" <= h.date <= "2015-08-11" for h in hits)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "؟؟!!...", "ًٌٍَُ"])
+def test_questions_without_words_get_a_clear_message(sample_assistant, question):
+    with pytest.raises(IsnadError, match="question"):
+        sample_assistant.ask(question)
+
+
+def test_very_long_and_mixed_questions_do_not_break(sample_assistant):
+    answer = sample_assistant.ask("رئيس الأركان " * 2000)
+    assert answer.language == "ar"
+    answer = sample_assistant.ask("What did رئيس الأركان order about السيارات غير المسجلة?")
+    assert answer.citations and answer.citations[0].article_id == SEED
+
+
+def test_cli_ask_json_and_retrieve(sample_settings, capsys):
+    from assistant.cli import main
+
+    assert main(["ask", CANONICAL_EN, "--json", "--data-dir", str(sample_settings.data_dir)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["has_answer"] and answer["citations"][0]["article_id"] == SEED
+    assert main(["retrieve", CANONICAL_AR, "--json", "--k", "3", "--data-dir", str(sample_settings.data_dir)]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3 and hits[0]["article_id"] == SEED
+    assert main(["ask", "  ", "--data-dir", str(sample_settings.data_dir)]) == 1
+    assert capsys.readouterr().err.startswith("isnad: error: the question is empty")
