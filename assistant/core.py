@@ -31,9 +31,11 @@ class Assistant:
     """
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
-        self.settings = settings or Settings.load(**overrides)
-        if settings is not None and overrides:
-            self.settings = settings.model_copy(update=overrides)
+        if settings is None:
+            settings = Settings.load(**overrides)
+        elif overrides:  # validated like any setting (a plain str key becomes a SecretStr, bad values fail)
+            settings = Settings(**{**settings.model_dump(), **overrides})
+        self.settings = settings
         self.store = Store.open(self.settings)  # IndexNotFound names the directory and the fix
         self.embedder = load_embedder(self.settings.embed_model, self.settings.cache_dir)
         built_with = self.store.build_info.get("embed_fingerprint")

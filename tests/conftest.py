@@ -50,3 +50,13 @@ def make_settings(tmp_path: Path, **overrides):
     from assistant.settings import Settings
 
     return Settings(data_dir=tmp_path / "data", **overrides)
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """A real llama.cpp server process on 127.0.0.1 (Qwen2.5-Coder-0.5B), shared by the session."""
+    from tests.llm_server import llm_server_for_tests
+
+    running = llm_server_for_tests()
+    yield running
+    running.stop()

@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -32,16 +31,13 @@ from assistant.llm_server import (
     start_server,
     verify_sha256,
 )
-from tests.llm_server import llm_server_for_tests
 
 ARABIC_LETTER = re.compile(r"[\u0621-\u064A]")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    running = llm_server_for_tests()
-    yield running
-    running.stop()
+def server(llm_server) -> RunningServer:
+    return llm_server  # the session's server (conftest): the model loads once per test run
 
 
 @pytest.fixture(scope="module")
