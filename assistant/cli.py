@@ -176,12 +176,14 @@ def _run_ask(args) -> int:
 def _print_answer(answer) -> None:
     from .display import isolate_for_terminal
 
-    print(isolate_for_terminal(answer.text))
+    print(isolate_for_terminal(answer.text, answer.language))
     if answer.notice:
         print(f"({answer.notice})")
     for c in answer.citations:
-        where = ", ".join(c.sources) or "?"
-        print(isolate_for_terminal(f"[{c.n}] {c.title} — {where} {c.date}  {c.urls[0] if c.urls else c.article_id}"))
+        where = " ".join(part for part in (", ".join(c.sources), c.date) if part)
+        title = c.title if len(c.title) <= 90 else c.title[:89] + "…"
+        line = f"[{c.n}] {title}" + (f" — {where}" if where else "") + f" — {c.urls[0] if c.urls else c.article_id}"
+        print(isolate_for_terminal(line))
 
 
 def _run_retrieve(args) -> int:

@@ -20,8 +20,8 @@ def isolate_ltr_runs(text: str) -> str:
     return _LTR_RUN.sub(lambda m: f"{FSI}{m.group(0)}{PDI}", text)
 
 
-def isolate_for_terminal(line: str) -> str:
+def isolate_for_terminal(line: str, language: str | None = None) -> str:
     """An Arabic line as a right-to-left isolate with its Latin runs isolated; English lines unchanged."""
-    if detect_language(line) != "ar":
+    if (language or detect_language(line)) != "ar":
         return line
     return f"{RLI}{isolate_ltr_runs(line)}{PDI}"

@@ -117,6 +117,7 @@ def compose(language: str, citations: list[Citation]) -> str:
     if language == "ar":
         return quotes
     first = citations[0]
-    where = ", ".join(first.sources) or first.title
+    papers = first.sources
+    where = " and ".join([", ".join(papers[:-1]), papers[-1]] if len(papers) > 1 else papers) or "the article"
     when = f" ({first.date})" if first.date else ""
-    return f"According to {where}{when}, the articles say (quoted in Arabic): {quotes}"
+    return f"According to {where}{when}, quoted in Arabic: {quotes}"

@@ -41,7 +41,7 @@ def test_canonical_question_is_answered_with_the_exact_sentence(sample_assistant
     # The quote is an exact span of the stored article: offsets index the article text.
     assert _article_text(sample_settings, SEED)[first.start:first.end] == first.quote
     if language == "en":
-        assert answer.text.startswith("According to")
+        assert answer.text.startswith("According to the article, quoted in Arabic: «")
 
 
 @pytest.mark.parametrize("question,expected", [
