@@ -13,7 +13,7 @@ from .extractive import NO_ANSWER, answer_extractively
 from .generative import condense_with_llm, messages_for, parse_answer, stream_completion
 from .retrieval import Filters, Retriever
 from .settings import Settings
-from .store import Store, describe_location
+from .store import Store, describe_location, server_errors
 from .text import detect_language
 from .types import Answer, Hit
 
@@ -60,7 +60,8 @@ class Assistant:
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | dict | None = None) -> list[Hit]:
         question = _check_question(question)
-        return self.retriever.retrieve(question, k or self.settings.k, filters)
+        with server_errors(self.settings, "searching"):
+            return self.retriever.retrieve(question, k or self.settings.k, filters)
 
     def ask(
         self,
@@ -100,9 +101,10 @@ class Assistant:
         standalone = self._standalone(question, history, language, mode)
         timings["condense"] = time.perf_counter() - clock
         query_vector = self.embedder.embed_query(standalone)
-        hits = self.retriever.retrieve(
-            standalone, k or self.settings.k, filters, timings=timings, query_vector=query_vector
-        )
+        with server_errors(self.settings, "searching"):
+            hits = self.retriever.retrieve(
+                standalone, k or self.settings.k, filters, timings=timings, query_vector=query_vector
+            )
 
         answer = None
         if mode == "llm" and hits:

@@ -341,6 +341,20 @@ def _pages(collection, include: list[str]) -> Iterator[tuple[list[str], list | N
             return
 
 
+@contextlib.contextmanager
+def server_errors(settings: Settings, doing: str) -> Iterator[None]:
+    """A Chroma server that goes away mid-work becomes one StoreError naming it, not a traceback."""
+    import httpx
+
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise StoreError(
+            f"lost the Chroma server at {settings.chroma_url} while {doing} ({type(exc).__name__}): "
+            "check that `chroma run` is up, then run the same command again"
+        ) from None
+
+
 def describe_location(settings: Settings) -> str:
     if settings.chroma_url:
         return f"the Chroma server at {settings.chroma_url} (collection {settings.collection!r})"

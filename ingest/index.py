@@ -23,7 +23,7 @@ import numpy as np
 
 from assistant.embedder import Embedder, load_embedder
 from assistant.settings import Settings
-from assistant.store import ArticleRecord, Store, chunk_metadata
+from assistant.store import ArticleRecord, Store, chunk_metadata, server_errors
 from assistant.text import NORMALISATION_VERSION
 from assistant.types import Article, Copy
 
@@ -96,7 +96,8 @@ def ingest(
     store = Store.open(settings, create=True, build_info=info)
     store.check_build(info, ["embed_fingerprint", "chunk_max_tokens", "chunk_overlap_sentences"])
     report = IngestReport()
-    with store.writer_lock():
+    # Write order makes a resumed run clean up after a crash, or after a server lost mid-ingest.
+    with store.writer_lock(), server_errors(settings, "ingesting (re-run the ingest to resume)"):
         report.repaired = repair(store)
         run = _Run(store, embedder, settings, report, progress, started)
         articles = run.read(paths)

@@ -194,22 +194,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
-    port = _free_port()
+def start_chroma(path: Path, port: int) -> subprocess.Popen:
     chroma = Path(sys.executable).parent / "chroma"
-    process = subprocess.Popen([str(chroma), "run", "--host", "127.0.0.1", "--port", str(port),
-                                "--path", str(tmp_path / "server")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([str(chroma), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
+                return process
         except OSError:
             time.sleep(0.3)
-    yield url, process
+    raise RuntimeError("chroma run did not start")
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    port = _free_port()
+    process = start_chroma(tmp_path / "server", port)
+    yield f"http://127.0.0.1:{port}", process
     process.kill()
     process.wait()
 
@@ -229,3 +232,29 @@ def test_chroma_server_mode(tmp_path, embedder, chroma_server):
     process.wait()
     with pytest.raises(StoreError, match=f"cannot reach the Chroma server at {url}"):
         Store.open(settings)
+
+
+@pytest.mark.slow
+def test_chroma_server_killed_mid_ingest_gives_a_clear_error_then_a_clean_resume(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "in")
+    reference = Settings(data_dir=tmp_path / "reference")
+    ingest([corpus], reference, embedder=embedder)
+    port = _free_port()
+    server = start_chroma(tmp_path / "server", port)
+    settings = Settings(data_dir=tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}", ingest_batch_chunks=1)
+
+    def kill_after_first_write(progress):
+        if progress.chunks_done and server.poll() is None:
+            server.send_signal(signal.SIGKILL)
+            server.wait()
+
+    try:
+        with pytest.raises(StoreError, match=f"lost the Chroma server at http://127.0.0.1:{port}"):
+            ingest([corpus], settings, embedder=embedder, progress=kill_after_first_write)
+        server = start_chroma(tmp_path / "server", port)
+        resumed = ingest([corpus], settings, embedder=embedder)
+        assert resumed.articles_total == 6
+        assert consistent(settings) == consistent(reference)
+    finally:
+        server.kill()
+        server.wait()
