@@ -18,13 +18,28 @@ from .errors import IsnadError
 from .settings import Settings
 
 
+# Subcommands with their own parsers live beside the code they drive: (module, function).
+DELEGATED = {
+    "ui": ("assistant.ui", "main_ui", "serve the chat web UI"),
+    "eval": ("assistant.evaluation", "main_eval", "run the fixed Q&A set and check the thresholds"),
+    "eval-xquad": ("assistant.evaluation", "main_xquad", "retrieval hit@1/5 on XQuAD"),
+    "llm": ("assistant.llm_server", "main", "`isnad llm serve`: a local OpenAI-compatible server"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
     try:
+        if argv and argv[0] in DELEGATED:
+            import importlib
+
+            module, function, _ = DELEGATED[argv[0]]
+            return getattr(importlib.import_module(module), function)(argv[1:]) or 0
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
         return args.run(args) or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -81,11 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--mode", choices=["extractive", "llm"])
     chat.set_defaults(run=_run_chat)
 
-    llm = sub.add_parser("llm", help="a local OpenAI-compatible server (llama.cpp) for the LLM mode")
-    llm_sub = llm.add_subparsers(dest="llm_command", metavar="COMMAND", required=True)
-    serve = llm_sub.add_parser("serve", help="serve a GGUF model on 127.0.0.1")
-    serve.add_argument("llm_args", nargs=argparse.REMAINDER, help="see `isnad llm serve --help`")
-    serve.set_defaults(run=_run_llm_serve)
+    for name, (_, _, summary) in DELEGATED.items():
+        sub.add_parser(name, help=summary + f" (see `isnad {name} --help`)")
 
     stats = sub.add_parser("stats", parents=[common], help="counts and build information of the index")
     stats.add_argument("--json", action="store_true")
@@ -217,12 +229,6 @@ def _run_chat(args) -> int:
             continue
         _print_answer(answer)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
-
-
-def _run_llm_serve(args) -> int:
-    from .llm_server import main as serve
-
-    return serve(["serve", *args.llm_args]) or 0
 
 
 def _run_stats(args) -> int:

@@ -1,0 +1,620 @@
+"""The chat web UI (`isnad ui`): a thin Gradio adapter over `Assistant` and the ingest pipeline.
+
+Every piece of article text or metadata reaches the page through `html.escape`; the only markup is the
+one built here (direction wrappers, <bdi> isolates, citation links, <mark> around the cited span).
+The page makes no request beyond the server it came from: analytics are off, there is no share link,
+and the default theme's fonts are served locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+# Must be set before gradio is imported: `analytics_enabled=False` alone still calls home at launch.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr  # noqa: E402
+
+from .display import FSI, PDI, isolate_ltr_runs  # noqa: E402
+from .errors import IndexLocked, IndexNotFound, IsnadError  # noqa: E402
+from .settings import Settings  # noqa: E402
+from .text import detect_language  # noqa: E402
+from .types import Answer, Citation  # noqa: E402
+
+log = logging.getLogger("isnad.ui")
+
+CSS_PATH = Path(__file__).with_name("ui.css")
+UPLOAD_TYPES = [".txt", ".md", ".json", ".jsonl", ".csv", ".html", ".htm", ".zip"]
+EMPTY_INDEX = "No articles yet: upload files in the Ingest tab or run `isnad ingest --sample`."
+EXAMPLES = [
+    "ماذا أمر رئيس الأركان بشأن المركبات غير المسجلة؟",
+    "What did the chief of staff order about unregistered vehicles?",
+    "كم عدد العمال الذين أنقذهم الدفاع المدني في جدة؟",
+    "Whom did South Korea's president appoint as the new health minister?",
+]
+MAX_PASSAGES = 20
+
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")  # stray ones in articles would unbalance <bdi>
+# Arabic inside an LTR message, isolated so it keeps its own order: a whole «quote» (with its inner
+# punctuation), else a run of Arabic script with the spaces, digits and punctuation inside it.
+_ARABIC = "\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff"
+_RTL_RUN = re.compile(rf"«[^«»]*[{_ARABIC}][^«»]*»|[{_ARABIC}](?:[^A-Za-z\n«»]*[{_ARABIC}])?")
+
+# Runs once in the page: citation links select and reveal their source; the question box follows the
+# direction of what is typed.
+PAGE_JS = """
+() => {
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest('a.isnad-cite');
+    if (!link) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const id = (link.getAttribute('href') || '').replace(/^#/, '');
+    const source = document.getElementById(id);
+    if (!source) return;
+    const turn = source.closest('details');
+    if (turn) turn.open = true;
+    document.querySelectorAll('.isnad-source.isnad-selected').forEach((el) => el.classList.remove('isnad-selected'));
+    source.classList.add('isnad-selected');
+    source.scrollIntoView({behavior: 'smooth', block: 'center'});
+  }, true);
+  const setDir = () => document.querySelectorAll('#isnad-question textarea, #isnad-question input')
+    .forEach((box) => box.setAttribute('dir', 'auto'));
+  setDir();
+  new MutationObserver(setDir).observe(document.body, {childList: true, subtree: true});
+}
+"""
+
+
+# --- HTML rendering (pure functions: every string from an article goes through `_inline`) ------------
+
+
+def _inline(text: str, rtl: bool) -> str:
+    """Escaped text with runs of the other direction isolated in <bdi>."""
+    text = _BIDI_CONTROLS.sub("", text)
+    isolated = isolate_ltr_runs(text) if rtl else _RTL_RUN.sub(lambda m: f"{FSI}{m.group(0)}{PDI}", text)
+    return html.escape(isolated).replace(FSI, "<bdi>").replace(PDI, "</bdi>")
+
+
+def _with_code(text: str) -> str:
+    """Escaped English text in which `backticked` commands show as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _inline(text, False))
+
+
+def _direction(text: str) -> tuple[str, str]:
+    language = detect_language(text) if text.strip() else "en"
+    return ("rtl", "ar") if language == "ar" else ("ltr", "en")
+
+
+def _wrap(inner: str, language: str, classes: str = "isnad-msg") -> str:
+    direction = "rtl" if language == "ar" else "ltr"
+    return f'<div class="{classes}" dir="{direction}" lang="{language}">{inner}</div>'
+
+
+def render_question(question: str) -> str:
+    direction, language = _direction(question)
+    return _wrap(_inline(question, direction == "rtl"), language)
+
+
+def render_pending(text: str, language: str) -> str:
+    """An answer while it streams: plain escaped text, citations not yet linked."""
+    body = _inline(text, language == "ar") if text else '<span class="isnad-wait">…</span>'
+    return _wrap(body, language, "isnad-msg isnad-streaming")
+
+
+def render_answer(answer: Answer, turn: int) -> str:
+    """The final answer: [n] markers become links to source n of this turn in the sources panel."""
+    rtl = answer.language == "ar"
+    cited = {c.n for c in answer.citations}
+    parts = []
+    for index, piece in enumerate(_CITATION.split(answer.text)):
+        if index % 2 == 0:
+            parts.append(_inline(piece, rtl))
+        elif int(piece) in cited:
+            parts.append(
+                f'<a class="isnad-cite" href="#isnad-src-{turn}-{piece}" title="show source {piece}">[{piece}]</a>'
+            )
+        else:
+            parts.append(f"[{piece}]")
+    body = "".join(parts)
+    if answer.notice:
+        body += f'<div class="isnad-notice" dir="ltr" lang="en">{_inline(answer.notice, False)}</div>'
+    return _wrap(body, answer.language, "isnad-msg" + ("" if answer.has_answer else " isnad-no-answer"))
+
+
+def render_error(message: str, code: bool = False) -> str:
+    text = _with_code(message) if code else _inline(message, False)
+    return _wrap(f'<span class="isnad-error">{text}</span>', "en")
+
+
+def _url_html(url: str) -> str:
+    shown = html.escape(url)
+    if re.match(r"(?i)https?://", url):  # never a javascript: or data: link from an article
+        return f'<a href="{shown}" target="_blank" rel="noopener noreferrer nofollow">{shown}</a>'
+    return f"<span>{shown}</span>"
+
+
+def _passage_html(c: Citation) -> tuple[str, bool]:
+    """The passage with the cited span in <mark>; falls back to the quote alone if offsets disagree."""
+    passage = c.passage or c.quote
+    start, end = c.start - c.passage_start, c.end - c.passage_start
+    if not (0 <= start <= end <= len(passage) and passage[start:end] == c.quote):
+        found = passage.find(c.quote) if c.quote else -1
+        start, end = (found, found + len(c.quote)) if found >= 0 else (0, 0)
+    rtl = _direction(passage)[0] == "rtl"
+    if end <= start:
+        return _inline(passage.strip(), rtl) + f"<mark>{_inline(c.quote, rtl)}</mark>", rtl
+    return (
+        _inline(passage[:start].lstrip(), rtl)
+        + f"<mark>{_inline(passage[start:end], rtl)}</mark>"
+        + _inline(passage[end:].rstrip(), rtl)
+    ), rtl
+
+
+def render_source(c: Citation, turn: int) -> str:
+    title_dir, title_lang = _direction(c.title)
+    passage, rtl = _passage_html(c)
+    papers = ", ".join(c.sources) or "newspaper not given"
+    urls = "".join(f"<div>{_url_html(url)}</div>" for url in c.urls[:3])
+    if not c.urls:
+        urls = f'<div class="isnad-id">{html.escape(c.article_id)}</div>'
+    date_html = f' · <time>{html.escape(c.date)}</time>' if c.date else ""
+    return (
+        f'<article class="isnad-source" id="isnad-src-{turn}-{c.n}" data-n="{c.n}">'
+        f'<div class="isnad-source-head" dir="{title_dir}"><span class="isnad-n">[{c.n}]</span> '
+        f'<span class="isnad-title" lang="{title_lang}">{_inline(c.title, title_dir == "rtl")}</span></div>'
+        f'<div class="isnad-meta"><span class="isnad-papers">{html.escape(papers)}</span>{date_html}</div>'
+        f'<div class="isnad-urls">{urls}</div>'
+        f'<blockquote class="isnad-passage" dir="{"rtl" if rtl else "ltr"}" lang="{"ar" if rtl else "en"}">'
+        f"{passage}</blockquote></article>"
+    )
+
+
+def render_sources(turns: list[dict[str, Any]]) -> str:
+    """The sources panel: the latest turn open, earlier ones folded."""
+    if not turns:
+        return (
+            '<div class="isnad-sources"><h3>Sources</h3><p class="isnad-hint">The passages an answer cites '
+            "appear here, with the quoted span highlighted. Click a [n] in an answer to jump to it.</p></div>"
+        )
+    blocks = []
+    for turn in reversed(turns):
+        number, question, citations = turn["turn"], turn["question"], turn["citations"]
+        q_dir, q_lang = _direction(question)
+        inner = "".join(render_source(c, number) for c in citations) or (
+            '<p class="isnad-hint">No passage supports an answer to this question.</p>'
+        )
+        is_open = " open" if number == turns[-1]["turn"] else ""
+        blocks.append(
+            f'<details class="isnad-turn" data-turn="{number}"{is_open}><summary>'
+            f'<span dir="{q_dir}" lang="{q_lang}">{_inline(question, q_dir == "rtl")}</span></summary>'
+            f"{inner}</details>"
+        )
+    return f'<div class="isnad-sources"><h3>Sources</h3>{"".join(blocks)}</div>'
+
+
+def render_report(report, uploads: dict[str, str]) -> str:
+    """The ingest report; skipped items name the uploaded file, not the server's temporary path."""
+
+    def shown(path: str) -> str:
+        for temp, name in uploads.items():
+            if path.startswith(temp):
+                return name + path[len(temp):]
+        return Path(path).name
+
+    rows = [
+        ("new articles", report.articles_new),
+        ("updated", report.articles_updated),
+        ("unchanged", report.articles_unchanged),
+        ("duplicates (same text elsewhere)", report.duplicates),
+        ("passages added", report.chunks_added),
+    ]
+    table = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)
+    skipped = "".join(
+        f"<li><code>{html.escape(shown(item['path']))}</code>: {html.escape(item['reason'])}</li>"
+        for item in report.skipped
+    )
+    skipped_html = (
+        f'<h4>Skipped ({len(report.skipped)})</h4><ul class="isnad-skipped">{skipped}</ul>' if skipped else ""
+    )
+    return (
+        f'<div class="isnad-report"><h3>Done in {report.seconds:.1f} s</h3><table>{table}</table>'
+        f"{skipped_html}<p>The index now holds {report.articles_total} articles in {report.chunks_total} "
+        "passages; the Chat tab already searches them.</p></div>"
+    )
+
+
+def render_progress(progress) -> str:
+    if progress is None:
+        return '<div class="isnad-progress">Reading the files…</div>'
+    total = max(progress.articles_total, 1)
+    percent = min(100, int(100 * progress.articles_done / total))
+    eta = f", about {progress.eta_seconds:.0f} s left" if progress.eta_seconds else ""
+    return (
+        f'<div class="isnad-progress">{html.escape(progress.phase)}: {progress.articles_done}/'
+        f"{progress.articles_total} articles, {progress.chunks_done} passages embedded{eta}"
+        f'<div class="isnad-bar"><div style="width:{percent}%"></div></div></div>'
+    )
+
+
+# --- the backend: one Assistant per server, created when an index exists ------------------------------
+
+
+class Backend:
+    """Holds the server's `Assistant`; creates it once an index exists and refreshes it after an ingest."""
+
+    def __init__(self, settings: Settings, assistant=None) -> None:
+        self.settings = settings
+        self._assistant = assistant
+        self._lock = threading.Lock()
+        self.newspapers: list[str] = []
+        self.passages = 0
+        if assistant is not None:
+            self._describe()
+
+    def assistant(self):
+        """The Assistant; raises IndexNotFound while there is no index."""
+        with self._lock:
+            if self._assistant is None:
+                from .core import Assistant
+
+                self._assistant = Assistant(self.settings)
+                self._describe()
+            return self._assistant
+
+    def try_assistant(self):
+        try:
+            return self.assistant()
+        except IndexNotFound:
+            return None
+
+    def after_ingest(self) -> None:
+        with self._lock:
+            if self._assistant is not None:
+                self._assistant.refresh()
+                self._describe()
+        self.try_assistant()
+
+    def embedder(self):
+        return self._assistant.embedder if self._assistant is not None else None
+
+    def _describe(self) -> None:
+        self.newspapers = self._assistant.sources()
+        self.passages = self._assistant.store.count()[1]
+
+    def status_html(self) -> str:
+        try:
+            opened = self.try_assistant()
+        except IsnadError as exc:  # e.g. an index built by another embedder: say so instead of failing
+            return f'<div class="isnad-status isnad-empty" role="alert">{_inline(str(exc), False)}</div>'
+        if opened is None:
+            return f'<div class="isnad-status isnad-empty">{_with_code(EMPTY_INDEX)}</div>'
+        papers = len(self.newspapers)
+        where = f" from {papers} newspaper{'s' if papers != 1 else ''}" if papers else ""
+        return (
+            f'<div class="isnad-status">{self.passages} passage{"s" if self.passages != 1 else ""}{where}. '
+            "Ask in Arabic or English; every answer cites the passages it comes from.</div>"
+        )
+
+    def chat_placeholder(self) -> str:
+        if self.try_assistant() is None:
+            text = _with_code(EMPTY_INDEX)
+        else:
+            text = "Ask about the articles, or pick an example below. <span dir='rtl' lang='ar'>اسأل عن الأخبار.</span>"
+        return f"<div class='isnad-placeholder'>{text}</div>"
+
+
+# --- event handlers ----------------------------------------------------------------------------------
+
+
+def _filters(sources, since: str, until: str) -> dict[str, Any]:
+    checked = {}
+    for name, value in (("since", since), ("until", until)):
+        value = (value or "").strip()
+        if value:
+            try:
+                value = date.fromisoformat(value).isoformat()
+            except ValueError:
+                raise IsnadError(f"the {name} date {value!r} is not a date like 2015-07-22") from None
+        checked[name] = value
+    return {"sources": list(sources or []), **checked}
+
+
+def _chat_handler(backend: Backend):
+    def respond(question, chat, history, turns, mode, k, sources, since, until) -> Iterator[tuple]:
+        chat, history, turns = list(chat or []), list(history or []), list(turns or [])
+        sources_html = render_sources(turns)
+        if not (question or "").strip():
+            yield chat, question, history, turns, sources_html, _notice("Type a question in Arabic or English first.")
+            return
+        try:
+            filters = _filters(sources, since, until)
+        except IsnadError as exc:
+            yield chat, question, history, turns, sources_html, _notice(str(exc))
+            return
+        language = _direction(question)[1]
+        chat += [
+            {"role": "user", "content": render_question(question)},
+            {"role": "assistant", "content": render_pending("", language)},
+        ]
+        yield chat, "", history, turns, sources_html, ""
+        try:
+            assistant = backend.assistant()
+            answer, streamed, last = None, "", 0.0
+            for item in assistant.stream(question, history=history, filters=filters, mode=mode, k=int(k)):
+                if isinstance(item, Answer):
+                    answer = item
+                    break
+                streamed += item
+                if time.monotonic() - last > 0.1:  # at most ten screen updates a second
+                    last = time.monotonic()
+                    chat[-1] = {"role": "assistant", "content": render_pending(streamed, language)}
+                    yield chat, "", history, turns, sources_html, ""
+        except IndexNotFound:
+            chat[-1] = {"role": "assistant", "content": render_error(EMPTY_INDEX, code=True)}
+            yield chat, "", history, turns, sources_html, ""
+            return
+        except IsnadError as exc:
+            chat[-1] = {"role": "assistant", "content": render_error(f"Sorry: {exc}.")}
+            yield chat, "", history, turns, sources_html, ""
+            return
+        except Exception:  # never a traceback in the page; the server log has it
+            log.exception("answering %r failed", question)
+            chat[-1] = {"role": "assistant", "content": render_error(
+                "Sorry, something went wrong while answering; the server log has the details.")}
+            yield chat, "", history, turns, sources_html, ""
+            return
+        turn = (turns[-1]["turn"] + 1) if turns else 1
+        turns.append({"turn": turn, "question": question, "citations": answer.citations})
+        chat[-1] = {"role": "assistant", "content": render_answer(answer, turn)}
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+        yield chat, "", history, turns, render_sources(turns), ""
+
+    return respond
+
+
+def _notice(message: str) -> str:
+    return f'<div class="isnad-chat-notice" role="alert">{_inline(message, False)}</div>' if message else ""
+
+
+def _ingest_handler(backend: Backend):
+    def run(files) -> Iterator[tuple]:
+        keep = gr.update(), gr.update(), gr.update()
+        if not files:
+            yield _report_error("Choose one or more files first (txt, json, jsonl, csv, html or zip)."), *keep
+            return
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in files]
+        # Gradio keeps each upload under its original name in a temporary folder: show the name only.
+        uploads = {str(Path(p).parent) + os.sep: "" for p in paths}
+        from ingest import ingest  # the UI is one of the two adapters allowed to import the pipeline
+
+        updates: queue.Queue = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["report"] = ingest(paths, backend.settings, progress=updates.put, embedder=backend.embedder())
+            except Exception as exc:  # reported below, never raised into the page
+                outcome["error"] = exc
+            finally:
+                updates.put(None)
+
+        threading.Thread(target=work, name="isnad-ui-ingest", daemon=True).start()
+        yield render_progress(None), *keep
+        latest, finished, shown_at = None, False, 0.0
+        while not finished:
+            try:
+                item = updates.get(timeout=0.5)
+            except queue.Empty:
+                item = latest
+            else:
+                while item is not None:  # drain: only the latest progress matters
+                    latest = item
+                    try:
+                        item = updates.get_nowait()
+                    except queue.Empty:
+                        break
+                finished = item is None
+            if not finished and time.monotonic() - shown_at > 0.3:
+                shown_at = time.monotonic()
+                yield render_progress(latest), *keep
+
+        error = outcome.get("error")
+        if error is not None:
+            if isinstance(error, IndexLocked):
+                message = "Another ingest is writing to the index right now; try again when it has finished."
+            elif isinstance(error, IsnadError):
+                message = f"The files could not be added: {error}."
+            else:
+                log.error("ingest failed", exc_info=error)
+                message = "The files could not be added; the server log has the details."
+            yield _report_error(message), *keep
+            return
+        try:
+            backend.after_ingest()
+        except IsnadError as exc:
+            yield _report_error(f"The files were added, but the index could not be reopened: {exc}."), *keep
+            return
+        yield render_report(outcome["report"], uploads), *_current_state(backend)()
+
+    return run
+
+
+def _current_state(backend: Backend):
+    """Banner, newspaper choices and empty-chat text for the index as it is now."""
+
+    def state() -> tuple:
+        status = backend.status_html()
+        return status, gr.update(choices=backend.newspapers), gr.update(placeholder=backend.chat_placeholder())
+
+    return state
+
+
+def _report_error(message: str) -> str:
+    return f'<div class="isnad-report isnad-error" role="alert">{_inline(message, False)}</div>'
+
+
+# --- the app -----------------------------------------------------------------------------------------
+
+
+def build_app(settings: Settings, *, concurrency: int = 4, assistant=None) -> gr.Blocks:
+    """The Gradio app: a Chat tab (answers beside their sources) and an Ingest tab.
+
+    `assistant` reuses an already opened `Assistant`; otherwise one is opened when the index exists
+    (and as soon as the first ingest creates it).
+    """
+    backend = Backend(settings, assistant)
+    backend.try_assistant()  # load the embedder now, so the first question is not the slow one
+    llm = settings.llm_configured
+    modes = [("Extractive: exact quotes", "extractive")] + ([("LLM: generated, cited", "llm")] if llm else [])
+
+    with gr.Blocks(title="Isnad: cited answers from Arabic news", analytics_enabled=False) as demo:
+        gr.HTML('<header class="isnad-header"><h1>Isnad <span lang="ar" dir="rtl">إسناد</span></h1>'
+                "<p>Cited answers from Arabic news, in Arabic or English.</p></header>")
+        status = gr.HTML(backend.status_html(), elem_id="isnad-status")
+        history = gr.State([])
+        turns = gr.State([])
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row(equal_height=False, elem_id="isnad-main"):
+                    with gr.Column(scale=3, min_width=360):
+                        chat = gr.Chatbot(
+                            elem_id="isnad-chat",
+                            height=560,
+                            render_markdown=False,  # article text is never read as Markdown or LaTeX
+                            sanitize_html=True,
+                            latex_delimiters=[],
+                            feedback_options=None,
+                            buttons=["copy"],
+                            placeholder=backend.chat_placeholder(),
+                            show_label=False,
+                        )
+                        notice = gr.HTML("", elem_id="isnad-chat-notice")
+                        with gr.Row():
+                            question = gr.Textbox(
+                                placeholder="Ask a question in Arabic or English… / اكتب سؤالك بالعربية أو الإنجليزية",
+                                show_label=False, scale=5, lines=1, max_lines=4, elem_id="isnad-question",
+                            )
+                            ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="isnad-ask")
+                        with gr.Row(elem_id="isnad-examples"):
+                            example_buttons = [
+                                gr.Button(text, size="sm", variant="secondary", elem_classes=["isnad-example"])
+                                for text in EXAMPLES
+                            ]
+                        with gr.Accordion("Options", open=False, elem_id="isnad-options"):
+                            mode = gr.Radio(
+                                modes, value=settings.mode if llm else "extractive", label="Answer mode",
+                                info=None if llm else "LLM mode needs an endpoint (set ISNAD_LLM_BASE_URL).",
+                                interactive=llm,
+                            )
+                            k = gr.Slider(1, MAX_PASSAGES, value=settings.k, step=1, label="Passages to retrieve")
+                            newspapers = gr.Dropdown(
+                                backend.newspapers, value=[], multiselect=True, label="Only these newspapers",
+                                elem_id="isnad-newspapers",
+                            )
+                            with gr.Row():
+                                since = gr.Textbox(label="From date", placeholder="2015-07-22", max_lines=1)
+                                until = gr.Textbox(label="To date", placeholder="2015-08-11", max_lines=1)
+                        clear = gr.Button("New conversation", size="sm", variant="secondary")
+                    with gr.Column(scale=2, min_width=320):
+                        sources = gr.HTML(render_sources([]), elem_id="isnad-sources")
+            with gr.Tab("Ingest", id="ingest"):
+                gr.Markdown(
+                    "Add articles: plain text (first line = title), JSON or JSON Lines (`title`, `content`, "
+                    "`source`, `url`, `date`), CSV with the same columns, HTML pages, or a zip of any of these."
+                )
+                files = gr.File(file_count="multiple", file_types=UPLOAD_TYPES, label="Article files",
+                                elem_id="isnad-files")
+                add = gr.Button("Add to the index", variant="primary", elem_id="isnad-add")
+                report = gr.HTML("", elem_id="isnad-report")
+
+        respond = _chat_handler(backend)
+        chat_inputs = [question, chat, history, turns, mode, k, newspapers, since, until]
+        chat_outputs = [chat, question, history, turns, sources, notice]
+        ask.click(respond, chat_inputs, chat_outputs, api_name="ask")
+        question.submit(respond, chat_inputs, chat_outputs, api_name=False)
+        for button, text in zip(example_buttons, EXAMPLES, strict=True):
+            button.click(lambda text=text: text, None, question, api_name=False, queue=False).then(
+                respond, chat_inputs, chat_outputs, api_name=False
+            )
+        clear.click(
+            lambda: ([], "", [], [], render_sources([]), ""), None, chat_outputs, api_name=False, queue=False
+        )
+        # One ingest at a time: a second upload waits in the queue instead of meeting the writer lock.
+        add.click(_ingest_handler(backend), [files], [report, status, newspapers, chat], api_name=False,
+                  concurrency_limit=1)
+        # Each page load shows the index as it is now (another process may have ingested meanwhile).
+        demo.load(_current_state(backend), None, [status, newspapers, chat], api_name=False, queue=False)
+    demo.queue(default_concurrency_limit=concurrency)
+    return demo
+
+
+def launch_options() -> dict[str, Any]:
+    """What `launch()` needs besides the address: styles, page script, and nothing that goes online."""
+    return {
+        "css": CSS_PATH.read_text(encoding="utf-8"),
+        "js": PAGE_JS,
+        "share": False,
+        "ssr_mode": False,
+        "pwa": False,
+        "mcp_server": False,
+        "footer_links": ["settings"],
+        "show_error": False,
+        "quiet": True,
+    }
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 4,
+          *, block: bool = True, assistant=None) -> gr.Blocks:
+    """Serve the UI on http://host:port. With `block=False` it returns the running app (`.close()` it)."""
+    demo = build_app(settings, concurrency=concurrency, assistant=assistant)
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, **launch_options())
+    return demo
+
+
+def main_ui(argv: list[str] | None = None) -> int:
+    """`isnad ui [--host 127.0.0.1] [--port 7860] [--concurrency 4]` plus the usual settings flags."""
+    parser = argparse.ArgumentParser(prog="isnad ui", description="Serve the chat web UI.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--concurrency", type=int, default=4, help="chats answered at once (default 4)")
+    parser.add_argument("--config", help="TOML settings file (default: $ISNAD_CONFIG or ./isnad.toml)")
+    parser.add_argument("--data-dir", type=Path, help="data directory (default ./isnad-data)")
+    parser.add_argument("--chroma-url", help="Chroma server URL; empty means the embedded store")
+    parser.add_argument("--collection", help="collection name prefix (default isnad)")
+    parser.add_argument("--embed-model", help="embedding model (default intfloat/multilingual-e5-small)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = Settings.load(
+            args.config, data_dir=args.data_dir, chroma_url=args.chroma_url, collection=args.collection,
+            embed_model=args.embed_model,
+        )
+        print(f"Isnad UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+        serve(settings, args.host, args.port, args.concurrency)
+    except IsnadError as exc:
+        if os.environ.get("ISNAD_DEBUG"):
+            raise
+        print(f"isnad: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_ui())

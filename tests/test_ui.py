@@ -1,0 +1,418 @@
+"""The chat web UI in a real browser (Debian's chromium through Playwright) against a real index.
+
+The index of the bundled sample that conftest builds once per session (real embedder, real embedded
+Chroma) is copied for these tests, which add articles to it. The UI is served in this process on a free
+127.0.0.1 port through `assistant.ui.serve`, as `isnad ui` serves it. Screenshots go to test-artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser import free_port, is_local, launch_chromium, require_chromium
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-artifacts" / "ui"
+QA = {row["id"]: row for row in map(json.loads, (ROOT / "eval" / "qa.jsonl").read_text("utf-8").splitlines())}
+ANSWER_TIMEOUT_MS = 90_000
+
+BUTTERFLY_ARTICLE = """\
+حديقة الفراشات في الزلفي تفتح أبوابها للزوار
+افتتحت بلدية محافظة الزلفي أمس حديقة الفراشات الجديدة التي تضم 4817 فراشة من 63 نوعا نادرا جلبت من ماليزيا وكينيا.
+وقال رئيس البلدية إن الحديقة ستستقبل الزوار يوميا من الرابعة عصرا حتى العاشرة مساء طوال فصل الشتاء.
+"""
+BUTTERFLY_QUESTION = "كم فراشة تضم حديقة الفراشات في الزلفي؟"
+
+XSS_ARTICLE = {
+    "title": "<img src=x onerror=\"window.__xss='img';alert('img')\"> مهرجان الزنبق في القطيف",
+    "source": "<script>window.__xss='source'</script>Qatif Gazette",
+    "url": "javascript:window.__xss='url'",
+    "date": "2015-08-09",
+    "content": (
+        "اختتم مهرجان الزنبق في القطيف فعالياته بعد أن استقبل 9431 زائرا خلال ثلاثة أيام "
+        "<script>window.__xss='script';alert('script')</script> وفق ما أعلنته اللجنة المنظمة ${alert('tpl')}.\n"
+        "وشارك في المهرجان 57 مزارعا عرضوا أزهار الزنبق <b onmouseover=alert(1)>الملونة</b> في ساحة البلدية."
+    ),
+}
+XSS_QUESTION = "كم زائرا استقبل مهرجان الزنبق في القطيف؟"
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ui_settings(sample_settings, tmp_path_factory):
+    """A private copy of the session's sample index: the upload tests add articles to it."""
+    require_chromium()
+    data_dir = tmp_path_factory.mktemp("ui-index") / "data"
+    shutil.copytree(sample_settings.data_dir, data_dir)
+    return sample_settings.model_copy(update={"data_dir": data_dir})
+
+
+def _serve(settings):
+    from assistant.ui import serve
+
+    port = free_port()
+    demo = serve(settings, port=port, concurrency=4, block=False)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def app_url(ui_settings):
+    demo, url = _serve(ui_settings)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with launch_chromium() as browser:
+        yield browser
+
+
+class Watch:
+    """What the page did: every request url, every dialog (alerts must never open)."""
+
+    def __init__(self, page) -> None:
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("dialog", self._dialog)
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def outside(self) -> list[str]:
+        return [url for url in self.requests if not is_local(url)]
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="en-US")
+    page = context.new_page()
+    page.watch = Watch(page)
+    page.goto(app_url)
+    page.wait_for_selector("#isnad-question textarea")
+    yield page
+    context.close()
+    # Every test's page stays offline and runs no article script.
+    assert page.watch.outside() == [], f"requests left the machine: {page.watch.outside()}"
+    assert page.watch.dialogs == [], f"a dialog opened: {page.watch.dialogs}"
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def ask(page, question: str):
+    """Type a question, press Ask, wait until the answer is complete; returns the answer's element."""
+    messages = page.locator("#isnad-chat .isnad-msg")
+    before = messages.count()
+    page.fill("#isnad-question textarea", question)
+    page.click("#isnad-ask")
+    page.wait_for_function(
+        """(before) => {
+            const all = document.querySelectorAll('#isnad-chat .isnad-msg');
+            return all.length >= before + 2 && !all[all.length - 1].classList.contains('isnad-streaming');
+        }""",
+        arg=before,
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    return messages.nth(messages.count() - 1)
+
+
+def direction(locator) -> str:
+    return locator.evaluate("element => getComputedStyle(element).direction")
+
+
+def upload(page, paths: list[Path]):
+    """Upload files in the Ingest tab and wait for the report; returns the report element."""
+    page.get_by_role("tab", name="Ingest").click()
+    page.set_input_files("#isnad-files input[type=file]", [str(p) for p in paths])
+    for path in paths:
+        # The file list shows each name as stem and suffix in separate elements.
+        page.locator("#isnad-files").get_by_text(path.stem, exact=True).first.wait_for(timeout=30_000)
+    # Remember whether progress was ever on screen (a small upload passes through it quickly).
+    page.evaluate(
+        """() => {
+            window.__sawProgress = false;
+            const target = document.querySelector('#isnad-report');
+            new MutationObserver(() => {
+                if (target.querySelector('.isnad-progress')) window.__sawProgress = true;
+            }).observe(target, {childList: true, subtree: true});
+        }"""
+    )
+    page.click("#isnad-add")
+    page.wait_for_selector("#isnad-report .isnad-report", timeout=ANSWER_TIMEOUT_MS)
+    return page.locator("#isnad-report .isnad-report")
+
+
+def to_chat(page) -> None:
+    page.get_by_role("tab", name="Chat").click()
+    page.wait_for_selector("#isnad-question textarea")
+
+
+# --- tests -------------------------------------------------------------------------------------------
+
+
+def test_arabic_question_is_answered_right_to_left_with_its_source(page):
+    question = QA["ar-001"]["question"]
+    answer = ask(page, question)
+
+    assert answer.get_attribute("dir") == "rtl" and answer.get_attribute("lang") == "ar"
+    assert direction(answer) == "rtl"
+    assert "حملات مرورية" in answer.inner_text()
+    cite = answer.locator("a.isnad-cite").first
+    assert cite.inner_text() == "[1]"
+    question_bubble = page.locator("#isnad-chat .isnad-msg").nth(-2)
+    assert direction(question_bubble) == "rtl"
+
+    source = page.locator("#isnad-src-1-1")
+    assert "اجتمع رئيس الأركان العامة" in source.locator(".isnad-title").inner_text()
+    assert "benghazi-security-meeting.txt" in source.inner_text()
+    passage = source.locator(".isnad-passage")
+    assert direction(passage) == "rtl"
+    marked = passage.locator("mark").inner_text()
+    assert "حملات مرورية تستهدف السيارات غير المسجلة" in marked
+    assert marked in passage.inner_text()
+
+    # Selecting the citation reveals its source.
+    page.evaluate("document.querySelector('#isnad-sources').scrollTop = 10000")
+    cite.click()
+    page.wait_for_selector("#isnad-src-1-1.isnad-selected")
+    page.wait_for_timeout(600)  # smooth scrolling
+    assert source.evaluate(
+        """element => {
+            const box = element.getBoundingClientRect();
+            return box.top < window.innerHeight && box.bottom > 0;
+        }"""
+    )
+    # Layout: the sources panel sits beside the chat, not under it.
+    chat_box = page.locator("#isnad-chat").bounding_box()
+    sources_box = page.locator("#isnad-sources").bounding_box()
+    assert sources_box["x"] >= chat_box["x"] + chat_box["width"] - 1
+    assert abs(sources_box["y"] - chat_box["y"]) < 200
+    shot(page, "01-arabic-answer")
+
+
+def test_english_question_and_follow_up_cite_newspaper_date_and_url(page):
+    question = QA["en-011"]["question"]
+    answer = ask(page, question)
+    assert answer.get_attribute("dir") == "ltr" and direction(answer) == "ltr"
+    assert answer.locator("a.isnad-cite").count() >= 1
+    first = page.locator("#isnad-src-1-1")
+    meta = first.locator(".isnad-meta").inner_text()
+    assert {"aleqtisadiya", "alweeam", "alyaum"} & set(meta.replace(",", " ").split()), meta
+    assert "2015-08-04" in meta
+    assert first.locator(".isnad-urls a[href^='http']").count() >= 1
+    assert first.locator(".isnad-passage mark").inner_text().strip()
+    shot(page, "02-english-answer")
+
+    follow_up = ask(page, "And why had the previous minister been criticised?")
+    assert follow_up.locator("a.isnad-cite").count() >= 1
+    turns = page.locator("#isnad-sources details.isnad-turn")
+    assert turns.count() == 2
+    assert turns.nth(0).get_attribute("data-turn") == "2" and turns.nth(0).get_attribute("open") is not None
+    assert turns.nth(1).get_attribute("open") is None  # the earlier turn is folded...
+    page.locator("#isnad-chat a.isnad-cite").first.click()  # ...until one of its citations is selected
+    page.wait_for_selector("#isnad-src-1-1.isnad-selected")
+    assert turns.nth(1).get_attribute("open") is not None
+    shot(page, "03-english-follow-up")
+
+
+def test_empty_and_malformed_questions_get_friendly_messages(page):
+    page.click("#isnad-ask")
+    notice = page.locator("#isnad-chat-notice")
+    notice.get_by_text("Type a question in Arabic or English first.").wait_for()
+    assert page.locator("#isnad-chat .isnad-msg").count() == 0
+
+    page.get_by_text("Options").click()
+    page.get_by_label("From date").fill("2015-13-45")
+    page.fill("#isnad-question textarea", "What did the chief of staff order?")
+    page.click("#isnad-ask")
+    notice.get_by_text("is not a date like 2015-07-22").wait_for()
+    page.get_by_label("From date").fill("")
+
+    answer = ask(page, "؟؟ !!")
+    assert "Sorry: the question has no words" in answer.inner_text()
+    assert "Traceback" not in page.content()
+    shot(page, "04-friendly-errors")
+
+
+def test_uploaded_article_is_searchable_without_restart(page, tmp_path):
+    article = tmp_path / "zulfi-butterflies.txt"
+    article.write_text(BUTTERFLY_ARTICLE, encoding="utf-8")
+    empty = tmp_path / "empty-note.txt"
+    empty.write_text("", encoding="utf-8")
+
+    report = upload(page, [article, empty])
+    text = report.inner_text()
+    assert "new articles\t1" in text or "new articles 1" in text, text
+    assert "empty-note.txt" in text and "empty file" in text
+    assert "/tmp/" not in text  # the server's temporary paths stay hidden
+    assert page.evaluate("window.__sawProgress")
+    shot(page, "05-ingest-report")
+
+    to_chat(page)
+    answer = ask(page, BUTTERFLY_QUESTION)
+    assert "4817" in answer.inner_text()
+    assert answer.locator("bdi").filter(has_text="4817").count() >= 1  # digits isolated inside Arabic
+    titles = page.locator("#isnad-sources .isnad-turn[open] .isnad-title").all_inner_texts()
+    assert "حديقة الفراشات في الزلفي تفتح أبوابها للزوار" in titles
+    source = page.locator("#isnad-sources .isnad-turn[open] .isnad-source").filter(has_text="zulfi-butterflies.txt")
+    assert "4817" in source.locator("mark").inner_text()
+    shot(page, "06-uploaded-article-answer")
+
+
+def test_article_html_is_shown_as_text_and_never_runs(page, tmp_path):
+    path = tmp_path / "qatif-tulips.json"
+    path.write_text(json.dumps([XSS_ARTICLE], ensure_ascii=False), encoding="utf-8")
+    report = upload(page, [path])
+    assert "new articles" in report.inner_text()
+
+    to_chat(page)
+    answer = ask(page, XSS_QUESTION)
+    assert "9431" in answer.inner_text()
+    source = page.locator("#isnad-sources .isnad-turn[open] .isnad-source").first
+    title = source.locator(".isnad-title").inner_text()
+    assert "<img src=x onerror=" in title  # shown literally...
+    assert "<script>window.__xss='source'</script>Qatif Gazette" in source.locator(".isnad-meta").inner_text()
+    assert source.locator(".isnad-urls a").count() == 0  # a javascript: url is never a link
+    assert "<script>" in source.locator(".isnad-passage").inner_text()
+    page.wait_for_timeout(500)
+    # ...and nothing of it became markup or ran.
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("#isnad-sources img, #isnad-sources script, #isnad-sources b").count() == 0
+    assert page.locator("#isnad-chat script, #isnad-chat img[src='x']").count() == 0
+    shot(page, "07-escaped-html")
+
+
+def test_filters_restrict_the_cited_newspapers_and_dates(page):
+    page.get_by_text("Options").click()
+    picker = page.locator("#isnad-newspapers input")
+    picker.click()
+    picker.fill("alwatan")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.get_by_label("To date").fill("2015-07-31")
+    ask(page, QA["en-011"]["question"])  # about a 2015-08-04 story in other papers
+    sources = page.locator("#isnad-sources .isnad-turn[open] .isnad-source")
+    metas = sources.locator(".isnad-meta").all_inner_texts()
+    for meta in metas:
+        assert "alwatan" in meta, metas
+        assert meta.split("·")[-1].strip() <= "2015-07-31", metas
+    shot(page, "11-filters")
+
+
+def test_every_request_stays_on_this_machine(page):
+    page.locator(".isnad-example").first.click()  # an example question is asked at once
+    page.wait_for_selector("#isnad-chat a.isnad-cite", timeout=ANSWER_TIMEOUT_MS)
+    page.get_by_role("tab", name="Ingest").click()
+    page.wait_for_selector("#isnad-files")
+    page.wait_for_timeout(500)
+    hosts = {url.split("/")[2] for url in page.watch.requests if "://" in url}
+    assert page.watch.requests and page.watch.outside() == [], page.watch.outside()
+    assert hosts == {page.url.split("/")[2]}
+
+
+def test_empty_index_says_how_to_start_and_first_upload_creates_it(browser, tmp_path):
+    from assistant.settings import Settings
+
+    settings = Settings.load(data_dir=tmp_path / "empty-data")
+    demo, url = _serve(settings)
+    try:
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        watch = Watch(page)
+        page.goto(url)
+        page.wait_for_selector("#isnad-question textarea")
+        expected = "No articles yet: upload files in the Ingest tab or run isnad ingest --sample."
+        assert expected in page.locator("#isnad-status").inner_text()
+        assert page.locator("#isnad-status code").inner_text() == "isnad ingest --sample"
+        assert expected in page.locator("#isnad-chat").inner_text()  # the empty chat says it too
+        shot(page, "08-empty-index")
+        answer = ask(page, "ماذا أمر رئيس الأركان؟")
+        assert expected in answer.inner_text()
+
+        article = tmp_path / "zulfi-butterflies.txt"
+        article.write_text(BUTTERFLY_ARTICLE, encoding="utf-8")
+        assert "new articles" in upload(page, [article]).inner_text()
+        status = page.locator("#isnad-status").inner_text()
+        assert "No articles yet" not in status and "1 passage." in status, status
+        to_chat(page)
+        answer = ask(page, BUTTERFLY_QUESTION)
+        assert "4817" in answer.inner_text() and answer.locator("a.isnad-cite").count() >= 1
+        shot(page, "09-first-upload-answered")
+        context.close()
+        assert watch.outside() == [] and watch.dialogs == []
+    finally:
+        demo.close()
+
+
+def test_unreachable_llm_falls_back_with_a_notice(browser, ui_settings):
+    """LLM mode is offered when an endpoint is configured; when it is down the answer says so."""
+    settings = ui_settings.model_copy(
+        update={"llm_base_url": f"http://127.0.0.1:{free_port()}/v1", "llm_model": "none", "llm_timeout": 5.0}
+    )
+    demo, url = _serve(settings)
+    try:
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        watch = Watch(page)
+        page.goto(url)
+        page.wait_for_selector("#isnad-question textarea")
+        page.get_by_text("Options").click()
+        page.get_by_label("LLM: generated, cited").check()
+        answer = ask(page, QA["ar-001"]["question"])
+        notice = answer.locator(".isnad-notice").inner_text()
+        assert "LLM unavailable" in notice and "showing the extractive answer" in notice, notice
+        assert answer.locator("a.isnad-cite").count() >= 1 and "حملات مرورية" in answer.inner_text()
+        shot(page, "10-llm-down-notice")
+        context.close()
+        assert watch.outside() == [] and watch.dialogs == []
+    finally:
+        demo.close()
+
+
+def test_two_chats_are_answered_in_parallel(app_url):
+    """Two clients ask at once: the second is being answered before the first has finished."""
+    from gradio_client import Client
+
+    questions = [QA["ar-011"]["question"], QA["ar-013"]["question"]]
+    clients = [Client(app_url, verbose=False) for _ in questions]
+
+    def run(jobs_at_once: list) -> list[dict]:
+        started = time.perf_counter()
+        timeline = [{"start": None, "end": None} for _ in jobs_at_once]
+        while any(t["end"] is None for t in timeline):
+            for job, t in zip(jobs_at_once, timeline, strict=True):
+                code = job.status().code.name
+                now = time.perf_counter() - started
+                if t["start"] is None and code in ("PROCESSING", "ITERATING", "FINISHED"):
+                    t["start"] = now
+                if t["end"] is None and job.done():
+                    t["end"] = now
+            time.sleep(0.02)
+        return timeline
+
+    def submit(client, question):
+        return client.submit(question, [], "extractive", 5, [], "", "", api_name="/ask")
+
+    alone = run([submit(clients[0], questions[0])])[0]
+    together = run([submit(client, q) for client, q in zip(clients, questions, strict=True)])
+    print(f"\none chat alone: {alone['end']:.2f} s; two at once: "
+          + ", ".join(f"started {t['start']:.2f} s, done {t['end']:.2f} s" for t in together))
+    first_done = min(t["end"] for t in together)
+    assert max(t["start"] for t in together) < first_done, together
