@@ -17,7 +17,6 @@ from pathlib import Path
 from .errors import IsnadError
 from .settings import Settings
 
-
 # Subcommands with their own parsers live beside the code they drive: (module, function).
 DELEGATED = {
     "ui": ("assistant.ui", "main_ui", "serve the chat web UI"),
