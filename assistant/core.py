@@ -100,7 +100,9 @@ class Assistant:
         clock = time.perf_counter()
         standalone = self._standalone(question, history, language, mode)
         timings["condense"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         query_vector = self.embedder.embed_query(standalone)
+        timings["embed"] = time.perf_counter() - clock
         with server_errors(self.settings, "searching"):
             hits = self.retriever.retrieve(
                 standalone, k or self.settings.k, filters, timings=timings, query_vector=query_vector

@@ -142,9 +142,11 @@ class Retriever:
         """The `k` best passages for `question`, near-duplicates collapsed, best first."""
         filters = Filters.coerce(filters)
         timings = {} if timings is None else timings
-        clock = time.perf_counter()
-        vector = self.embedder.embed_query(question) if query_vector is None else query_vector
-        timings["embed"] = time.perf_counter() - clock
+        if query_vector is None:
+            clock = time.perf_counter()
+            query_vector = self.embedder.embed_query(question)
+            timings["embed"] = time.perf_counter() - clock
+        vector = query_vector
 
         clock = time.perf_counter()
         dense = self._dense(vector, CANDIDATES, filters)
