@@ -129,7 +129,8 @@ class Assistant:
 
         if answer is None:
             clock = time.perf_counter()
-            answer = answer_extractively(standalone, query_vector, hits, self.embedder, language)
+            stored = self.store.sentence_vectors([hit.chunk_id for hit in hits])
+            answer = answer_extractively(standalone, query_vector, hits, self.embedder, language, stored=stored)
             timings["select"] = time.perf_counter() - clock
             yield answer.text
 

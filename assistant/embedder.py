@@ -93,12 +93,66 @@ class Embedder:
                 progress(min(start + batch_size, len(order)))
         return out
 
+    def embed_passages_with_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        batch_size: int = 32,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage embeddings as `embed_passages`, plus one unit vector per character span of each text.
+
+        A span's vector is the mean of the passage's own contextual token embeddings inside it ("late
+        chunking"): sentence vectors from the same forward pass, at no extra model cost, that let the
+        answerer rank sentences without embedding them again at question time.
+        """
+        texts = list(texts)
+        passages = np.empty((len(texts), self.dimension), dtype=np.float32)
+        pieces: list[np.ndarray] = [np.empty((0, self.dimension), dtype=np.float32)] * len(texts)
+        if not texts:
+            return passages, pieces
+        lengths = [len(enc.ids) for enc in self._counter.encode_batch(texts, add_special_tokens=False)]
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        skip = len(self._passage_prompt)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            outputs = self._encode_tokens([texts[i] for i in idx], self._passage_prompt)
+            for i, output in zip(idx, outputs, strict=True):
+                passages[i] = output["sentence_embedding"]
+                tokens = output["token_embeddings"]
+                encoding = self._counter.encode(self._passage_prompt + texts[i])
+                offsets = np.array(encoding.offsets[: len(tokens)], dtype=np.int64).reshape(-1, 2) - skip
+                vectors = []
+                for span_start, span_end in spans[i]:
+                    inside = (offsets[:, 0] < span_end) & (offsets[:, 1] > span_start) & (offsets[:, 1] > 0)
+                    # A span cut off by the model's 512-token limit falls back to the passage vector.
+                    vector = tokens[inside].mean(axis=0) if inside.any() else passages[i]
+                    vectors.append(vector / (np.linalg.norm(vector) or 1.0))
+                pieces[i] = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
+        return passages, pieces
+
+    def _encode_tokens(self, texts: list[str], prompt: str) -> list[dict[str, np.ndarray]]:
+        import torch
+
+        with torch.inference_mode():
+            outputs = self._model.encode(
+                texts, prompt=prompt, batch_size=len(texts), show_progress_bar=False, output_value=None
+            )
+        result = []
+        for output in outputs:
+            mask = output["attention_mask"].bool()
+            result.append({
+                "sentence_embedding": output["sentence_embedding"].float().numpy(),
+                "token_embeddings": output["token_embeddings"][mask].float().numpy(),
+            })
+        return result
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm float32 embeddings (len(texts), dimension) of questions ("query: " prompt)."""
         texts = list(texts)
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        return self._encode(texts, self._query_prompt)
+        with _one_torch_thread():
+            return self._encode(texts, self._query_prompt)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Unit-norm float32 embedding (dimension,) of one question."""
@@ -125,6 +179,36 @@ class Embedder:
                 normalize_embeddings=True,
             )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_saved = 0
+
+
+class _one_torch_thread:
+    """Run a short query on one torch thread. Measured here: a question embeds in ~30 ms on one thread but
+    ~900 ms on two when another process keeps the second core busy (OpenMP threads wait on each other).
+    Batch embedding at ingest keeps torch's default. Torch's setting is per process, hence the counter."""
+
+    def __enter__(self) -> None:
+        import torch
+
+        global _threads_users, _threads_saved
+        with _threads_lock:
+            if _threads_users == 0:
+                _threads_saved = torch.get_num_threads()
+                torch.set_num_threads(1)
+            _threads_users += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        import torch
+
+        global _threads_users
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
 
 
 _loaded: dict[tuple[str, str], Embedder] = {}

@@ -39,18 +39,35 @@ class Candidate:
     score: float
 
 
-def score_sentences(question: str, query_vector: np.ndarray, hits: list[Hit], embedder: Embedder) -> list[Candidate]:
-    """Every sentence of every hit, scored, best first."""
+def score_sentences(
+    question: str,
+    query_vector: np.ndarray,
+    hits: list[Hit],
+    embedder: Embedder,
+    stored: dict[str, list[tuple[int, int, np.ndarray]]] | None = None,
+) -> list[Candidate]:
+    """Every sentence of every hit, scored, best first. `stored` holds the sentence vectors the index
+    computed at ingest (see Store.sentence_vectors); sentences without one are embedded now."""
+    stored = stored or {}
     candidates: list[Candidate] = []
     ranks: list[int] = []
+    vectors: list[np.ndarray | None] = []
     for rank, hit in enumerate(hits):
-        for start, end in split_sentences(hit.text):
+        known = stored.get(hit.chunk_id)
+        spans = [(s - hit.start, e - hit.start, v) for s, e, v in known] if known else [
+            (s, e, None) for s, e in split_sentences(hit.text)
+        ]
+        for start, end, vector in spans:
             candidates.append(Candidate(hit, hit.start + start, hit.start + end, hit.text[start:end], 0.0))
             ranks.append(rank)
+            vectors.append(vector)
     if not candidates:
         return []
-    vectors = embedder.embed_passages([c.text for c in candidates])
-    dense = vectors @ query_vector
+    missing = [i for i, vector in enumerate(vectors) if vector is None]
+    if missing:
+        for i, vector in zip(missing, embedder.embed_passages([candidates[i].text for i in missing]), strict=True):
+            vectors[i] = vector
+    dense = np.stack(vectors) @ query_vector
     question_terms = set(search_terms(question))
     arabic_question = detect_language(question) == "ar"
     for candidate, similarity, rank in zip(candidates, dense, ranks, strict=True):
@@ -69,10 +86,11 @@ def answer_extractively(
     embedder: Embedder,
     language: str | None = None,
     threshold: float | None = None,
+    stored: dict[str, list[tuple[int, int, np.ndarray]]] | None = None,
 ) -> Answer:
     language = language or detect_language(question)
     threshold = ABSTAIN_BELOW[language] if threshold is None else threshold
-    candidates = score_sentences(question, query_vector, hits, embedder)
+    candidates = score_sentences(question, query_vector, hits, embedder, stored)
     if not candidates or candidates[0].score < threshold:
         return Answer(NO_ANSWER[language], has_answer=False, language=language, mode="extractive", question=question)
     chosen = [candidates[0]]
@@ -81,7 +99,6 @@ def answer_extractively(
             break
         if all(_distinct(candidate, other) for other in chosen):
             chosen.append(candidate)
-    chosen.sort(key=lambda c: (hits.index(c.hit), c.start))
     citations = [citation_for(n, c.hit, c.start, c.end, c.score) for n, c in enumerate(chosen, start=1)]
     return Answer(
         compose(language, citations), has_answer=True, language=language, mode="extractive",

@@ -3,6 +3,8 @@
 Two collections, so a Chroma server can serve several app instances with nothing else shared:
 - `<name>-chunks`: one record per passage (document = passage text, our own embedding function,
   metadata = article key, offsets, date, sources). The lexical index is rebuilt from these documents.
+- `<name>-sentences`: one vector per sentence of each passage, pooled from the passage's own forward pass
+  at ingest, so answers can rank sentences without running the model again (metadata: chunk, offsets).
 - `<name>-articles`: one record per distinct text (id = content key, document = full cleaned text,
   embedding = mean of its chunk vectors, metadata = every printed copy's id/source/url, chunk count,
   near-duplicate signature). An article is "present" only once this record exists, and it is written
@@ -165,11 +167,12 @@ _EmbeddingFunction = None
 class Store:
     """Open with `Store.open(settings)`; ingest opens with `create=True` and holds `writer_lock()`."""
 
-    def __init__(self, settings: Settings, client, chunks, articles) -> None:
+    def __init__(self, settings: Settings, client, chunks, articles, sentences) -> None:
         self.settings = settings
         self.client = client
         self.chunks = chunks
         self.articles = articles
+        self.sentences = sentences
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -198,7 +201,10 @@ class Store:
         else:
             chunks = client.get_collection(settings.collection + "-chunks", embedding_function=function)
             articles = client.get_collection(settings.collection + "-articles", embedding_function=function)
-        store = cls(settings, client, chunks, articles)
+        sentences = client.get_or_create_collection(
+            settings.collection + "-sentences", metadata={"hnsw:space": "cosine"}, embedding_function=function
+        )
+        store = cls(settings, client, chunks, articles, sentences)
         store.check_model_name()
         return store
 
@@ -254,6 +260,20 @@ class Store:
         """Yield (ids, documents, metadatas) pages of the chunk collection."""
         yield from _pages(self.chunks, list(include))
 
+    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[tuple[int, int, np.ndarray]]]:
+        """For each chunk, its sentences' (start, end, vector), offsets in the article, in text order."""
+        if not chunk_ids:
+            return {}
+        got = self.sentences.get(
+            where={"chunk_id": {"$in": list(dict.fromkeys(chunk_ids))}}, include=["embeddings", "metadatas"]
+        )
+        found: dict[str, list[tuple[int, int, np.ndarray]]] = {}
+        for metadata, vector in zip(got["metadatas"], got["embeddings"], strict=True):
+            found.setdefault(metadata["chunk_id"], []).append(
+                (int(metadata["start"]), int(metadata["end"]), np.asarray(vector, dtype=np.float32))
+            )
+        return {chunk_id: sorted(spans, key=lambda s: s[0]) for chunk_id, spans in found.items()}
+
     def chunk_ids(self) -> list[str]:
         return [i for ids, _, _ in _pages(self.chunks, []) for i in ids]
 
@@ -266,6 +286,12 @@ class Store:
             self.chunks.upsert(
                 ids=ids[at:end], documents=texts[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end]
             )
+
+    def add_sentences(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict]) -> None:
+        batch = self.client.get_max_batch_size()
+        for at in range(0, len(ids), batch):
+            end = at + batch
+            self.sentences.upsert(ids=ids[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end])
 
     def put_record(self, record: ArticleRecord, vector: np.ndarray | None = None) -> None:
         """Write (or rewrite) an article record; `vector` is needed the first time only."""
@@ -286,9 +312,13 @@ class Store:
         if got["ids"]:
             self.chunks.update(ids=got["ids"], metadatas=metadatas)
 
-    def delete_record(self, key: str, n_chunks: int | None = None) -> None:
-        """Remove an article text: its record first (so it stops being "present"), then its chunks."""
+    def delete_record(self, key: str) -> None:
+        """Remove an article text: its record first (so it stops being "present"), then what it owns."""
         self.articles.delete(ids=[key])
+        self.delete_chunks_of(key)
+
+    def delete_chunks_of(self, key: str) -> None:
+        self.sentences.delete(where={"article_key": key})
         self.chunks.delete(where={"article_key": key})
 
     def delete_chunks(self, ids: list[str]) -> None:

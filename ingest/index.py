@@ -28,7 +28,7 @@ from assistant.text import NORMALISATION_VERSION
 from assistant.types import Article, Copy
 
 from . import dedupe
-from .chunk import chunk_spans
+from .chunk import chunk_spans, split_sentences
 from .clean import clean_article
 from .load import Skipped, read_inputs
 
@@ -133,6 +133,8 @@ def repair(store: Store) -> int:
         else:
             chunk_count[key] = chunk_count.get(key, 0) + 1
     store.delete_chunks(orphans)
+    for key in {chunk_id.rpartition(":")[0] for chunk_id in orphans}:
+        store.sentences.delete(where={"article_key": key})
     removed = len(orphans)
     owner: dict[str, str] = {}
     for key, record in records.items():
@@ -290,7 +292,7 @@ class _Run:
         self._tick("indexing")
 
     def _write_pending(self) -> None:
-        ids, texts, metadatas, owners = [], [], [], []
+        ids, texts, metadatas, owners, sentence_spans = [], [], [], [], []
         for key, spans in self.pending.items():
             record = self.records[key]
             for index, (start, end) in enumerate(spans):
@@ -298,10 +300,21 @@ class _Run:
                 texts.append(record.text[start:end])
                 metadatas.append(chunk_metadata(record, index, start, end))
                 owners.append(key)
+                sentence_spans.append(split_sentences(texts[-1]))
         began = time.perf_counter()
-        vectors = self.embedder.embed_passages(texts)
+        vectors, sentence_vectors = self.embedder.embed_passages_with_spans(texts, sentence_spans)
         self.report.embed_seconds += time.perf_counter() - began
         self.store.add_chunks(ids, texts, vectors, metadatas)
+        sentence_ids, sentence_metadatas = [], []
+        for chunk_id, metadata, spans in zip(ids, metadatas, sentence_spans, strict=True):
+            for j, (start, end) in enumerate(spans):
+                sentence_ids.append(f"{chunk_id}/{j}")
+                sentence_metadatas.append({
+                    "article_key": metadata["article_key"], "chunk_id": chunk_id,
+                    "start": metadata["start"] + start, "end": metadata["start"] + end,
+                })
+        if sentence_ids:
+            self.store.add_sentences(sentence_ids, np.concatenate(sentence_vectors), sentence_metadatas)
         owner_array = np.array(owners)
         # Records last: an article is present only once every chunk of it is stored.
         for key in self.pending:
