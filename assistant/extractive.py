@@ -2,12 +2,14 @@
 
 Each sentence of the retrieved passages is scored by the multilingual embedder against the question
 (works across languages), plus the share of the question's Arabic search terms it contains (sharpens
-Arabic questions), plus a small bonus for the passage's rank. When even the best sentence scores below
-the calibrated threshold, the answer says plainly that the articles do not say.
+Arabic questions), plus a small bonus for the passage's rank, plus a bonus when the sentence holds the kind
+of answer the question asks for (a number for "how many / كم", a date or time for "when / متى"). When even
+the best sentence scores below the calibrated threshold, the answer says plainly that the articles do not say.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,23 @@ SECOND_QUOTE_WITHIN = 0.015  # a second quote only when it scores almost as well
 LEXICAL_WEIGHT = 0.12
 RANK_WEIGHT = 0.02
 MAX_QUOTES = 2
+ANSWER_TYPE_WEIGHT = 0.03
+
+# What a question asks for, and what a sentence holding such an answer contains.
+_ASKS = {
+    "number": re.compile(r"\bhow (many|much|long|old|far|big|large)\b|\bwhat (number|percentage|share)\b|"
+                         r"(^|\s)(كم|بكم|عدد|مقدار|نسبة|قيمة|مبلغ)(\s|$)", re.IGNORECASE),
+    "time": re.compile(r"\bwhen\b|\bwhat (time|date|day|year|month)\b|(^|\s)(متى|ومتى|موعد|تاريخ)(\s|$)",
+                       re.IGNORECASE),
+}
+_HOLDS = {
+    "number": re.compile(r"[0-9٠-٩]|\b(ألف|آلاف|مليون|ملايين|مليار|مئة|مائة|عشر\w*|ثلاث\w*|أربع\w*|خمس\w*|"
+                         r"ست\w*|سبع\w*|ثماني\w*|تسع\w*|اثن\w*|نصف|ربع)\b"),
+    "time": re.compile(r"[0-9٠-٩]|(يناير|فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|اغسطس|سبتمبر|أكتوبر|"
+                       r"نوفمبر|ديسمبر|محرم|صفر|ربيع|جمادى|رجب|شعبان|رمضان|شوال|القعدة|الحجة|السبت|الأحد|"
+                       r"الاثنين|الإثنين|الثلاثاء|الأربعاء|الخميس|الجمعة|أمس|اليوم|غدا|الساعة|صباح|مساء|فجر|عام|"
+                       r"العام|الأسبوع|الشهر)"),
+}
 
 NO_ANSWER = {
     "ar": "لا تذكر المقالات المتاحة ما يجيب عن هذا السؤال.",
@@ -70,11 +89,15 @@ def score_sentences(
     dense = np.stack(vectors) @ query_vector
     question_terms = set(search_terms(question))
     arabic_question = detect_language(question) == "ar"
+    asks = [kind for kind, pattern in _ASKS.items() if pattern.search(question)]
     for candidate, similarity, rank in zip(candidates, dense, ranks, strict=True):
         overlap = 0.0
         if arabic_question and question_terms:
             overlap = len(question_terms & set(search_terms(candidate.text))) / len(question_terms)
-        candidate.score = float(similarity) + LEXICAL_WEIGHT * overlap + RANK_WEIGHT / (1 + rank)
+        typed = any(_HOLDS[kind].search(candidate.text) for kind in asks)
+        candidate.score = (
+            float(similarity) + LEXICAL_WEIGHT * overlap + RANK_WEIGHT / (1 + rank) + ANSWER_TYPE_WEIGHT * typed
+        )
     candidates.sort(key=lambda c: c.score, reverse=True)
     return candidates
 
