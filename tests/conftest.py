@@ -7,6 +7,8 @@ in a temporary directory. Nothing contacts a hub (HF_HUB_OFFLINE) or an analytic
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,25 @@ def llm_server():
     running = llm_server_for_tests()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def hanging_endpoint():
+    """A loopback endpoint that accepts connections and never answers (an LLM server that hangs)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+
+    def accept_and_stall():
+        while True:
+            try:
+                accepted.append(listener.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                return
+
+    threading.Thread(target=accept_and_stall, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    listener.close()
+    for connection in accepted:
+        connection.close()

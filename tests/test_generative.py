@@ -99,27 +99,6 @@ def _free_closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def hanging_endpoint():
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted = []
-
-    def accept_and_stall():
-        while True:
-            try:
-                accepted.append(listener.accept()[0])  # read nothing, answer nothing
-            except OSError:
-                return
-
-    threading.Thread(target=accept_and_stall, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
-    listener.close()
-    for connection in accepted:
-        connection.close()
-
-
 def _assert_fallback(answer: Answer, notice_part: str):
     assert answer.mode == "extractive" and answer.has_answer
     assert answer.citations[0].article_id == SEED
