@@ -599,6 +599,8 @@ def main_ui(argv: list[str] | None = None) -> int:
     parser.add_argument("--embed-model", help="embedding model (default intfloat/multilingual-e5-small)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for chatty in ("httpx", "sentence_transformers", "chromadb", "bm25s"):  # their INFO lines are noise here
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         settings = Settings.load(
             args.config, data_dir=args.data_dir, chroma_url=args.chroma_url, collection=args.collection,
