@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     chunk_max_tokens: int = Field(160, ge=32, le=480, description="Chunk size in the embedder's tokens.")
     chunk_overlap_sentences: int = Field(1, ge=0, le=3, description="Sentences repeated between chunks.")
     max_article_chars: int = Field(2_000_000, ge=1000, description="Longer articles are skipped.")
-    ingest_batch_chunks: int = Field(256, ge=1, le=4096, description="Chunks embedded and written together.")
+    ingest_batch_chunks: int = Field(512, ge=1, le=4096, description="Chunks embedded and written together.")
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard for a copy.")
 
     k: int = Field(5, ge=1, le=50, description="Passages given to the answerer.")

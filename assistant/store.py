@@ -293,6 +293,18 @@ class Store:
             end = at + batch
             self.sentences.upsert(ids=ids[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end])
 
+    def add_records(self, records: list[ArticleRecord], vectors: np.ndarray) -> None:
+        """Write new article records in one call per batch (each is written after all its chunks)."""
+        batch = self.client.get_max_batch_size()
+        for at in range(0, len(records), batch):
+            part = records[at : at + batch]
+            self.articles.upsert(
+                ids=[r.key for r in part],
+                documents=[r.text for r in part],
+                embeddings=vectors[at : at + batch],
+                metadatas=[r.metadata() for r in part],
+            )
+
     def put_record(self, record: ArticleRecord, vector: np.ndarray | None = None) -> None:
         """Write (or rewrite) an article record; `vector` is needed the first time only."""
         if vector is None:

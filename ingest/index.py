@@ -316,11 +316,10 @@ class _Run:
         if sentence_ids:
             self.store.add_sentences(sentence_ids, np.concatenate(sentence_vectors), sentence_metadatas)
         owner_array = np.array(owners)
+        means = np.stack([vectors[owner_array == key].mean(axis=0) for key in self.pending])
+        means /= np.linalg.norm(means, axis=1, keepdims=True).clip(min=1e-12)
         # Records last: an article is present only once every chunk of it is stored.
-        for key in self.pending:
-            record = self.records[key]
-            mean = vectors[owner_array == key].mean(axis=0)
-            self.store.put_record(record, mean / (np.linalg.norm(mean) or 1.0))
+        self.store.add_records([self.records[key] for key in self.pending], means)
         self.report.chunks_added += len(ids)
         self.pending.clear()
 
