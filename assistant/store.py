@@ -338,36 +338,42 @@ class Store:
         for at in range(0, len(ids), batch):
             self.chunks.delete(ids=ids[at : at + batch])
 
-    @contextlib.contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """One writer per embedded store: two writers on one directory silently lose rows in Chroma.
+    def writer_lock(self):
+        return writer_lock(self.settings)
 
-        A Chroma server serialises writes itself, so no lock is taken there. flock is released by the
-        kernel when the holder dies, so a killed ingest never leaves a stale lock behind.
-        """
-        if self.settings.chroma_url:
-            yield
-            return
-        path = Path(self.settings.data_dir) / "ingest.lock"
-        with open(path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise IndexLocked(
-                    f"another ingest ({holder}) is writing to {self.settings.data_dir}: wait for it to "
-                    "finish, or run a Chroma server (`chroma run`) for concurrent writers"
-                ) from None
+
+@contextlib.contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    """One writer per embedded store: two writers on one directory silently lose rows in Chroma, and two
+    processes creating a new store at once collide inside it, so take this before opening the store.
+
+    A Chroma server serialises writes itself, so no lock is taken there. flock is released by the
+    kernel when the holder dies, so a killed ingest never leaves a stale lock behind.
+    """
+    if settings.chroma_url:
+        yield
+        return
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(settings.data_dir) / "ingest.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
-            try:
-                yield
-            finally:
-                handle.truncate(0)
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            holder = handle.read().strip() or "another process"
+            raise IndexLocked(
+                f"another ingest ({holder}) is writing to {settings.data_dir}: wait for it to "
+                "finish, or run a Chroma server (`chroma run`) for concurrent writers"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pages(collection, include: list[str]) -> Iterator[tuple[list[str], list | None, list | None]]:

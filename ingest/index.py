@@ -23,7 +23,7 @@ import numpy as np
 
 from assistant.embedder import Embedder, load_embedder
 from assistant.settings import Settings
-from assistant.store import ArticleRecord, Store, chunk_metadata, server_errors
+from assistant.store import ArticleRecord, Store, chunk_metadata, server_errors, writer_lock
 from assistant.text import NORMALISATION_VERSION
 from assistant.types import Article, Copy
 
@@ -93,11 +93,12 @@ def ingest(
     started = time.perf_counter()
     embedder = embedder or load_embedder(settings.embed_model, settings.cache_dir)
     info = build_info(settings, embedder)
-    store = Store.open(settings, create=True, build_info=info)
-    store.check_build(info, ["embed_fingerprint", "chunk_max_tokens", "chunk_overlap_sentences"])
     report = IngestReport()
+    # The lock comes first: even creating a new embedded store from two processes at once collides.
     # Write order makes a resumed run clean up after a crash, or after a server lost mid-ingest.
-    with store.writer_lock(), server_errors(settings, "ingesting (re-run the ingest to resume)"):
+    with writer_lock(settings), server_errors(settings, "ingesting (re-run the ingest to resume)"):
+        store = Store.open(settings, create=True, build_info=info)
+        store.check_build(info, ["embed_fingerprint", "chunk_max_tokens", "chunk_overlap_sentences"])
         report.repaired = repair(store)
         run = _Run(store, embedder, settings, report, progress, started)
         articles = run.read(paths)
