@@ -84,3 +84,12 @@ def hanging_endpoint():
     listener.close()
     for connection in accepted:
         connection.close()
+
+
+def pytest_collection_modifyitems(items):
+    """A test module may list protections still missing as KNOWN_GAPS {test name: reason}: those tests run
+    as strict xfails, so the gap stays visible and the day it is fixed the test must be un-marked."""
+    for item in items:
+        reason = getattr(item.module, "KNOWN_GAPS", {}).get(item.name)
+        if reason:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
