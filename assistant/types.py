@@ -33,21 +33,6 @@ class Copy:
     text_key: str = ""  # content hash of this copy's own text (a near copy differs from the stored one)
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """A passage of an article's text; `text == article.text[start:end]`."""
-
-    article_key: str  # the stored text's content hash (shared by all copies)
-    index: int
-    text: str
-    start: int
-    end: int
-
-    @property
-    def id(self) -> str:
-        return f"{self.article_key}:{self.index}"
-
-
 @dataclass
 class Hit:
     """A retrieved passage with everything needed to cite it."""
