@@ -158,6 +158,22 @@ def _ingest_command(corpus: Path, data_dir: Path) -> list[str]:
     return [sys.executable, "-m", "assistant.cli", "ingest", str(corpus), "--data-dir", str(data_dir), "--json"]
 
 
+def _kill_once_grown_to(process: subprocess.Popen, store_file: Path, size: int) -> bool:
+    """SIGKILL `process` as soon as `store_file` reaches `size` bytes; False if it finished first.
+
+    Kill points are set by how much has been written, not by time: a fast machine loads the model and
+    finishes a small ingest before any fixed delay runs out (that made this test prove nothing on CI)."""
+    deadline = time.monotonic() + 600
+    while process.poll() is None and time.monotonic() < deadline:
+        if store_file.exists() and store_file.stat().st_size >= size:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.005)
+    process.kill()
+    return process.wait() == -signal.SIGKILL
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "saudinewsnet").is_dir(), reason="needs ../shared/data/saudinewsnet")
 def test_kill_9_at_random_points_then_rerun_gives_the_same_index(tmp_path, embedder):
@@ -165,21 +181,22 @@ def test_kill_9_at_random_points_then_rerun_gives_the_same_index(tmp_path, embed
     reference = Settings(data_dir=tmp_path / "reference")
     ingest([corpus], reference, embedder=embedder)
     expected = consistent(reference)
+    full_size = (tmp_path / "reference" / "chroma" / "chroma.sqlite3").stat().st_size
 
+    # Small write batches, so that there are many points between "nothing written" and "done".
     env = dict(os.environ, ISNAD_INGEST_BATCH_CHUNKS="8", PYTHONPATH=str(REPO))
     data_dir = tmp_path / "killed"
+    store_file = data_dir / "chroma" / "chroma.sqlite3"
     rng = random.Random(7)
     kills = 0
-    for _ in range(3):
-        process = subprocess.Popen(_ingest_command(corpus, data_dir), env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, cwd=REPO)
-        # The model loads in ~10 s; writing goes on for a while after that.
-        time.sleep(rng.uniform(10, 30))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
-    assert kills >= 1, "every run finished before it could be killed: the test proved nothing"
+    # Three kills while writing, each at a random share of the way from where the store stands to the full size;
+    # the second run's kill often lands in the repair of the first run's leftovers.
+    for share in (rng.uniform(0.1, 0.5), rng.uniform(0.0, 0.2), rng.uniform(0.2, 0.8)):
+        now = store_file.stat().st_size if store_file.exists() else 0
+        process = subprocess.Popen(_ingest_command(corpus, data_dir), env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, cwd=REPO)
+        kills += _kill_once_grown_to(process, store_file, max(now + 1, int(now + share * (full_size - now))))
+    assert kills >= 2, f"only {kills} of 3 runs were killed while writing: the test proved too little"
     final = subprocess.run(_ingest_command(corpus, data_dir), env=env, capture_output=True, text=True, cwd=REPO,
                            timeout=600)
     assert final.returncode == 0, final.stderr
