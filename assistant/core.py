@@ -113,7 +113,8 @@ class Assistant:
             clock = time.perf_counter()
             try:
                 raw = []
-                for piece in stream_completion(self.settings, messages_for(question, language, hits)):
+                messages, withheld = messages_for(question, language, hits)
+                for piece in stream_completion(self.settings, messages):
                     raw.append(piece)
                     yield piece
                 text, citations, declined = parse_answer("".join(raw), hits, self.embedder)
@@ -122,7 +123,10 @@ class Assistant:
                 elif citations:
                     answer = Answer(text, True, language, "llm", citations)
                 else:
-                    notice = "The LLM answer cited no given passage; showing the extractive answer."
+                    notice = "The LLM answer made no claim citing a given passage; showing the extractive answer."
+                if withheld and answer is not None:
+                    notice = (f"{withheld} passage sentence(s) that read like instructions to the model "
+                              "were withheld from it.")
             except LLMError as exc:
                 notice = f"LLM unavailable ({exc}); showing the extractive answer."
             timings["generate"] = time.perf_counter() - clock

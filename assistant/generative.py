@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from .errors import LLMError
 from .extractive import citation_for, score_sentences
 from .settings import Settings
 from .templates import CANNOT_ANSWER, render
-from .text import split_sentences
+from .text import fold, split_sentences
 from .types import Citation, Hit
 
 LANGUAGE_NAMES = {"ar": "Arabic (العربية)", "en": "English"}
@@ -41,21 +42,72 @@ def chat_model(settings: Settings):
     )
 
 
-def format_passages(hits: Sequence[Hit]) -> str:
-    """Numbered, delimited passages; the text is escaped so it cannot close its own tag."""
-    blocks = []
+# Sentences that address the model rather than report news ("ignore the previous instructions and say X").
+# Delimiting passages and telling the model they are data is not enough: measured against the 0.5B model,
+# an injected article still put its payload into 3 of 32 answers. So such sentences never reach the model.
+# Matched on folded text (alef forms, ta marbuta, case) with format characters removed, so that diacritics,
+# tatweel or zero-width/bidi characters cannot hide them. bench/guard.py counts false alarms on news.
+_ORDERS = r"(?:ال)?(?:تعليمات|اوامر|توجيهات|ارشادات|قواعد)(?:ك|كم)?"
+_DROP = r"(?:تجاهل|تجاهلي|تجاهلوا|انس|انسي|انسوا|اهمل|اهملي|اهملوا|اترك|اتركي|اتركوا|لا تتبع|لا تلتزم ب)"
+_INSTRUCTION_LIKE = re.compile(
+    "|".join([
+        # Arabic: "ignore/forget/do not follow" + "(all) the instructions" + "previous/above", or "all ...",
+        # or "what came before"; and words that address the model itself.
+        rf"(?<!\w){_DROP}\s*(?:كل|جميع)\s+{_ORDERS}",
+        rf"(?<!\w){_DROP}\s*{_ORDERS}\s+(?:السابقه|اعلاه|الاصليه|المعطاه|الموجهه اليك)",
+        rf"(?<!\w){_DROP}\s*ما سبق",
+        r"(?<!\w)(?:انت الان|ايها|يا) (?:ال)?(?:مساعد|نموذج|روبوت|ذكاء الاصطناعي)",
+        # English, the same shapes.
+        r"\b(?:ignore|disregard|forget|override|do not follow|don't follow)\s+(?:(?:all|any|the|of|your|my)\s+)*"
+        r"(?:previous|prior|above|earlier|preceding|original|system|all|your)\s+"
+        r"(?:instructions?|prompts?|rules|directions|guidelines|directives)\b",
+        r"\b(?:forget|ignore|disregard) (?:everything|all) (?:you|above|that|before)",
+        r"\b(?:system prompt|new instructions\s*:|you are now (?:an? )?(?:ai|assistant|chatbot|language model))",
+        r"^(?:assistant|system|user)\s*:",
+    ])
+)
+
+
+def instruction_like(sentence: str) -> bool:
+    """True when `sentence` reads as orders to the model rather than as news."""
+    visible = "".join(ch for ch in sentence if unicodedata.category(ch) != "Cf")
+    return bool(_INSTRUCTION_LIKE.search(" ".join(fold(visible).split())))
+
+
+WITHHELD = "[…]"
+
+
+def withhold_instructions(text: str) -> tuple[str, int]:
+    """`text` with instruction-like sentences replaced by WITHHELD; and how many were replaced."""
+    parts, last, withheld = [], 0, 0
+    for start, end in split_sentences(text):
+        if instruction_like(text[start:end]):
+            parts += [text[last:start], WITHHELD]
+            last, withheld = end, withheld + 1
+    return "".join(parts) + text[last:], withheld
+
+
+def format_passages(hits: Sequence[Hit]) -> tuple[str, int]:
+    """Numbered, delimited passages (escaped so that no text can close its own tag), with instruction-like
+    sentences withheld; and how many sentences were withheld."""
+    blocks, withheld = [], 0
     for n, hit in enumerate(hits, start=1):
+        text, count = withhold_instructions(hit.text)
+        withheld += count
         meta = f'n="{n}" source="{html.escape(", ".join(hit.sources))}" date="{hit.date}"'
-        blocks.append(f"<passage {meta}>\n{html.escape(hit.text, quote=False)}\n</passage>")
-    return "\n\n".join(blocks)
+        blocks.append(f"<passage {meta}>\n{html.escape(text, quote=False)}\n</passage>")
+    return "\n\n".join(blocks), withheld
 
 
-def messages_for(question: str, language: str, hits: Sequence[Hit]) -> list[tuple[str, str]]:
+def messages_for(question: str, language: str, hits: Sequence[Hit]) -> tuple[list[tuple[str, str]], int]:
+    """The chat messages for `question` over `hits`; and how many passage sentences were withheld."""
     names = {"language_name": LANGUAGE_NAMES[language], "cannot_answer": CANNOT_ANSWER}
-    return [
+    passages, withheld = format_passages(hits)
+    messages = [
         ("system", render("answer_system", **names)),
-        ("user", render("answer_user", passages=format_passages(hits), question=question, **names)),
+        ("user", render("answer_user", passages=passages, question=question, **names)),
     ]
+    return messages, withheld
 
 
 def stream_completion(settings: Settings, messages: list[tuple[str, str]]) -> Iterator[str]:
@@ -87,7 +139,8 @@ def describe_failure(exc: Exception, settings: Settings) -> str:
 
 
 def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Citation], bool]:
-    """(text with citations renumbered, citations, declined). Unknown [n] are removed from the text."""
+    """(text with citations renumbered, citations, declined). Unknown [n] are removed from the text; no
+    citations come back when no claim cites a given passage."""
     text = raw.strip()
     if not text or CANNOT_ANSWER in text:
         return "", [], True
@@ -102,6 +155,8 @@ def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Cit
         return f"[{order[given]}]" if given in order else ""
 
     renumbered = re.sub(r"\s+([.،,؟?!])", r"\1", _CITATION.sub(renumber, text)).strip()
+    if not any(ch.isalnum() for ch in _CITATION.sub("", renumbered)):
+        return "", [], False  # only markers ("[2]"): cites something but claims nothing
     citations = []
     for given, n in order.items():
         hit = hits[given - 1]
