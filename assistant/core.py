@@ -34,7 +34,7 @@ class Assistant:
         if settings is None:
             settings = Settings.load(**overrides)
         elif overrides:  # validated like any setting (a plain str key becomes a SecretStr, bad values fail)
-            settings = Settings(**{**settings.model_dump(), **overrides})
+            settings = settings.updated(**overrides)
         self.settings = settings
         self.store = Store.open(self.settings)  # IndexNotFound names the directory and the fix
         self.embedder = load_embedder(self.settings.embed_model, self.settings.cache_dir)
@@ -159,9 +159,21 @@ class Assistant:
 def _check_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise IsnadError("the question is empty: type a question in Arabic or English")
+    question = _undo_undecodable_bytes(question)
     question = " ".join(question.split())
     if len(question) > MAX_QUESTION_CHARS:
         question = question[:MAX_QUESTION_CHARS]
     if not any(ch.isalnum() for ch in question):
         raise IsnadError("the question has no words: type a question in Arabic or English")
     return question
+
+
+def _undo_undecodable_bytes(question: str) -> str:
+    """A question typed in a Windows-1256 terminal reaches us with its non-UTF-8 bytes as lone surrogates
+    (Python's surrogateescape, e.g. in sys.argv): recover the bytes and decode them as Windows-1256."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in question):
+        return question
+    try:
+        return question.encode("utf-8", "surrogateescape").decode("cp1256")
+    except UnicodeError:  # surrogates that never were bytes (e.g. a JSON "\\ud83d" with no pair)
+        raise IsnadError("the question is not valid text (lone surrogate characters): send it as UTF-8") from None

@@ -127,15 +127,20 @@ def complete(settings: Settings, messages: list[tuple[str, str]]) -> str:
 
 
 def describe_failure(exc: Exception, settings: Settings) -> str:
+    """One line naming the endpoint and what went wrong; never the client's message (it may quote the key)."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.llm_base_url)  # without a query string, where some gateways take keys
+    endpoint = f"{url.scheme}://{url.netloc}{url.path}"
     name = type(exc).__name__
     if "Timeout" in name:
-        return f"the LLM endpoint {settings.llm_base_url} did not answer within {settings.llm_timeout:.0f}s"
+        return f"the LLM endpoint {endpoint} did not answer within {settings.llm_timeout:.0f}s"
     if "Connection" in name:
-        return f"cannot connect to the LLM endpoint {settings.llm_base_url}"
+        return f"cannot connect to the LLM endpoint {endpoint}"
     status = getattr(exc, "status_code", None)
     if status:
-        return f"the LLM endpoint {settings.llm_base_url} returned HTTP {status}"
-    return f"the LLM endpoint {settings.llm_base_url} failed ({name})"
+        return f"the LLM endpoint {endpoint} returned HTTP {status}"
+    return f"the LLM endpoint {endpoint} failed ({name})"
 
 
 def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Citation], bool]:

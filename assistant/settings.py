@@ -55,6 +55,23 @@ class Settings(BaseSettings):
             raise ValueError("use 3-100 letters, digits, '.', '_' or '-'")
         return value
 
+    @field_validator("llm_base_url", "chroma_url")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        # A URL is shown in notices and errors and logged by the HTTP client; a key inside it would leak.
+        from urllib.parse import urlsplit
+
+        if "@" in urlsplit(value.strip()).netloc:
+            raise ValueError("the URL holds a user name or password; give the key in ISNAD_LLM_API_KEY instead")
+        return value.strip()
+
+    def updated(self, **overrides: Any) -> Settings:
+        """A copy with `overrides` validated like any setting (ConfigError when one is bad)."""
+        try:
+            return type(self)(**{**self.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url)
@@ -112,6 +129,8 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"]) or "settings"
         value = error.get("input")
-        shown = "" if field.endswith("api_key") else f" (got {value!r})"
+        # Keys, and URLs refused for holding one, are never echoed.
+        secret = field.endswith(("api_key", "_url"))
+        shown = "" if secret else f" (got {value!r})"
         parts.append(f"setting {field}: {error['msg']}{shown}")
     return "; ".join(parts)
