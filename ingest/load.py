@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ MAX_ZIP_MEMBER_BYTES = 256 * 1024 * 1024
 MAX_ZIP_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
 MAX_ZIP_RATIO = 200  # uncompressed/compressed; real text compresses 3-10x, bombs 1000x
 MAX_JSON_DEPTH = 64
+_HTML_START = re.compile(r"\s*(?:<!doctype html|<html[\s>])", re.IGNORECASE)
 
 # Field names accepted for each article field, first match wins (SaudiNewsNet uses the first ones).
 FIELDS = {
@@ -136,18 +139,20 @@ def read_bytes(data: bytes, name: str, display: str | None = None) -> Iterator[A
     except ValueError as exc:
         yield Skipped(display, str(exc))
         return
-    if suffix in (".txt", ".md"):
-        yield from _read_plain(text, name, display)
-    elif suffix == ".json":
-        yield from _read_json(text, name, display)
-    elif suffix == ".jsonl":
-        yield from _read_jsonl(text, name, display)
-    elif suffix == ".csv":
-        yield from _read_csv(text, name, display)
-    elif suffix in (".html", ".htm"):
-        yield from _read_html(text, name, display)
-    else:
+    readers = {".txt": _read_plain, ".md": _read_plain, ".json": _read_json, ".jsonl": _read_jsonl,
+               ".csv": _read_csv, ".html": _read_html, ".htm": _read_html}
+    if suffix not in readers:
         yield Skipped(display, _unsupported(suffix))
+    elif suffix not in (".html", ".htm") and _HTML_START.match(text):
+        # A saved web page under another name: read as CSV or JSON it gives rows of markup or nothing.
+        yield Skipped(display, f"an HTML page saved as {suffix}: no text read from it; rename it .html")
+    else:
+        found = False
+        for item in readers[suffix](text, name, display):
+            found = True
+            yield item
+        if not found:  # e.g. a CSV with a header line and no rows: say so rather than add nothing silently
+            yield Skipped(display, f"no articles found in this {suffix} file")
 
 
 def decode(data: bytes) -> str:
@@ -164,7 +169,11 @@ def decode(data: bytes) -> str:
         text = data.decode("cp1256")
     except UnicodeDecodeError:
         raise ValueError("not UTF-8 or Windows-1256 text; re-save it as UTF-8") from None
-    # cp1256 maps almost every byte, so check the result looks like Arabic text rather than noise.
+    # cp1256 maps almost every byte, so check the result looks like Arabic text rather than noise:
+    # compressed or encrypted bytes decode to ~12% control characters and a fair share of Arabic letters.
+    controls = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r\f")
+    if controls > len(text) / 100:
+        raise ValueError("binary file (control characters throughout), not text")
     letters = sum(1 for c in text if c.isalpha())
     arabic = sum(1 for c in text if "\u0600" <= c <= "\u06ff")
     if letters == 0 or arabic / letters < 0.3:

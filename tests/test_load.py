@@ -35,6 +35,8 @@ def test_bad_inputs_are_reported_with_reasons(tmp_path):
     (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000, encoding="utf-8")
     lines = [json.dumps({"url": "u1", "content": ARABIC}), "{not json", json.dumps({"url": "u3", "title": "t"})]
     (tmp_path / "feed.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    (tmp_path / "header-only.csv").write_text("title,content\n", encoding="utf-8")
+    (tmp_path / "empty-array.json").write_text("[]", encoding="utf-8")
     articles, skipped = _read(tmp_path)
     reasons = {s.path.replace(str(tmp_path) + "/", ""): s.reason for s in skipped}
     assert [a.id for a in articles] == ["u1"]  # the good JSONL line still loads
@@ -45,6 +47,8 @@ def test_bad_inputs_are_reported_with_reasons(tmp_path):
     assert "nested too deeply" in reasons["deep.json"]
     assert "line 2" in reasons["feed.jsonl:2"]
     assert "no text" in reasons["feed.jsonl:3"]
+    assert reasons["header-only.csv"] == "no articles found in this .csv file"
+    assert reasons["empty-array.json"] == "no articles found in this .json file"
 
 
 def test_saudinewsnet_fields_and_csv_and_wrapper_json(tmp_path):
