@@ -23,6 +23,19 @@ from .types import Citation, Hit
 
 LANGUAGE_NAMES = {"ar": "Arabic (العربية)", "en": "English"}
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+# How models actually cite, besides [2]: [n=2] (copying the passage tag), [2, 3], [passage 2], [المقطع ٢].
+_CITATION_VARIANT = re.compile(
+    r"\[\s*(?:n\s*=\s*|passages?\s*|(?:ال)?(?:مقطع|فقرة|نص)\s*)?([0-9٠-٩]{1,2}(?:\s*[,،و]\s*[0-9٠-٩]{1,2})*)\s*\]",
+    re.IGNORECASE,
+)
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")
+
+
+def canonical_citations(text: str) -> str:
+    """Every citation variant rewritten as [n][m]."""
+    return _CITATION_VARIANT.sub(
+        lambda m: "".join(f"[{n}]" for n in re.findall(r"\d+", m.group(1).translate(_DIGITS))), text
+    )
 
 
 def chat_model(settings: Settings):
@@ -146,7 +159,7 @@ def describe_failure(exc: Exception, settings: Settings) -> str:
 def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Citation], bool]:
     """(text with citations renumbered, citations, declined). Unknown [n] are removed from the text; no
     citations come back when no claim cites a given passage."""
-    text = raw.strip()
+    text = canonical_citations(raw.strip())
     if not text or CANNOT_ANSWER in text:
         return "", [], True
     order: dict[int, int] = {}
