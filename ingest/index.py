@@ -57,11 +57,12 @@ class IngestReport:
 
 @dataclass
 class Progress:
-    phase: str  # "reading", "indexing", "done"
+    phase: str  # "waiting" (for another ingest's writer lease), "reading", "indexing", "done"
     articles_done: int
     articles_total: int
     chunks_done: int
     seconds: float
+    note: str = ""  # while waiting: whose lease, since when
 
     @property
     def eta_seconds(self) -> float | None:
@@ -94,9 +95,16 @@ def ingest(
     embedder = embedder or load_embedder(settings.embed_model, settings.cache_dir)
     info = build_info(settings, embedder)
     report = IngestReport()
+
+    def waiting(message: str) -> None:  # a Chroma server's lease is held by another ingest: we queue
+        if progress:
+            progress(Progress("waiting", 0, 0, 0, time.perf_counter() - started, note=message))
+
+    asked = time.perf_counter()
     # The lock comes first: even creating a new embedded store from two processes at once collides.
     # Write order makes a resumed run clean up after a crash, or after a server lost mid-ingest.
-    with writer_lock(settings), server_errors(settings, "ingesting (re-run the ingest to resume)"):
+    with writer_lock(settings, waiting), server_errors(settings, "ingesting (re-run the ingest to resume)"):
+        started += time.perf_counter() - asked  # time spent queued is not this ingest's: rates and ETA
         store = Store.open(settings, create=True, build_info=info)
         store.check_build(info, ["embed_fingerprint", "chunk_max_tokens", "chunk_overlap_sentences"])
         report.repaired = repair(store)
