@@ -147,6 +147,8 @@ class _ProgressLine:
             f"({progress.articles_done / seconds:.1f}/s), {progress.chunks_done} chunks "
             f"({progress.chunks_done / seconds:.1f}/s)" + (f", ETA {_duration(eta)}" if eta else "")
         )
+        if progress.phase == "waiting":  # another ingest holds the Chroma server's writer lease
+            line = f"{progress.note} ({_duration(progress.seconds)})"
         end = "\n" if final or not self.tty else ""
         print(("\r\033[K" if self.tty else "") + line, end=end, file=sys.stderr, flush=True)
 
