@@ -1,6 +1,6 @@
 """The Chroma store: the single source of truth for chunks, their vectors and the articles they come from.
 
-Two collections, so a Chroma server can serve several app instances with nothing else shared:
+Three collections, so a Chroma server can serve several app instances with nothing else shared:
 - `<name>-chunks`: one record per passage (document = passage text, our own embedding function,
   metadata = article key, offsets, date, sources). The lexical index is rebuilt from these documents.
 - `<name>-sentences`: one vector per sentence of each passage, pooled from the passage's own forward pass
@@ -8,7 +8,7 @@ Two collections, so a Chroma server can serve several app instances with nothing
 - `<name>-articles`: one record per distinct text (id = content key, document = full cleaned text,
   embedding = mean of its chunk vectors, metadata = every printed copy's id/source/url, chunk count,
   near-duplicate signature). An article is "present" only once this record exists, and it is written
-  after its chunks, so a crash leaves at worst orphan chunks that `find_damage` reports for removal.
+  after its chunks, so a crash leaves at worst orphan chunks that the next ingest removes (`ingest.index.repair`).
 
 The chunks collection's metadata records what built the index (embedder fingerprint, normalisation
 version, chunking settings); opening it with another embedder is an IndexMismatch, not silent garbage.
@@ -17,15 +17,8 @@ version, chunking settings); opening it with another embedder is an IndexMismatc
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import logging
-import os
-import socket
-import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,20 +26,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .errors import IndexLocked, IndexMismatch, IndexNotFound, StoreError
+from .errors import IndexMismatch, IndexNotFound, StoreError
 from .settings import Settings
 from .types import Copy
 
 PAGE = 2000  # records per `get` page when scanning a collection
-
-# The writer lease of a Chroma server (see `writer_lock`); module constants so tests can shorten them.
-LEASE_SECONDS = 120.0  # a holder that has not refreshed its lease for this long is taken to be dead
-LEASE_REFRESH_SECONDS = 30.0  # a thread refreshes it this often: a flush may outlast the lease
-LEASE_POLL_SECONDS = 1.0  # how often a waiting ingest looks again
-LEASE_SETTLE_SECONDS = 0.3  # a second look after taking it (see `_acquire`)
-LEASE_WAIT_SECONDS = 30 * 60.0  # then IndexLocked: a queued ingest waits, but not forever
-
-log = logging.getLogger("isnad.store")
 
 
 @dataclass
@@ -179,7 +163,7 @@ _EmbeddingFunction = None
 
 
 class Store:
-    """Open with `Store.open(settings)`; ingest opens with `create=True` and holds `writer_lock()`."""
+    """Open with `Store.open(settings)`; ingest opens with `create=True` and holds `locking.writer_lock()`."""
 
     def __init__(self, settings: Settings, client, chunks, articles, sentences) -> None:
         self.settings = settings
@@ -291,7 +275,7 @@ class Store:
     def chunk_ids(self) -> list[str]:
         return [i for ids, _, _ in _pages(self.chunks, []) for i in ids]
 
-    # --- writing (one writer at a time: hold writer_lock()) ------------------------------------
+    # --- writing (one writer at a time: hold locking.writer_lock()) ----------------------------
 
     def add_chunks(self, ids: list[str], texts: list[str], vectors: np.ndarray, metadatas: list[dict]) -> None:
         batch = self.client.get_max_batch_size()
@@ -351,191 +335,6 @@ class Store:
         batch = self.client.get_max_batch_size()
         for at in range(0, len(ids), batch):
             self.chunks.delete(ids=ids[at : at + batch])
-
-    def writer_lock(self):
-        return writer_lock(self.settings)
-
-
-@contextlib.contextmanager
-def writer_lock(settings: Settings, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
-    """One writer at a time, taken before the store is opened (two writers interleaving lose copies of shared
-    texts, and a starting writer's crash repair deletes the other's in-flight chunks as leftovers).
-
-    Embedded store: an flock in the data directory, refused at once when held (two processes creating
-    one new store collide inside Chroma). The kernel releases it when the holder dies, so it never goes
-    stale. Chroma server: a lease kept in the server itself (`_server_lease`), since clients on other
-    machines share nothing else; a second ingest waits for it, calling `waiting(message)` as it polls.
-    """
-    if settings.chroma_url:
-        with _server_lease(settings, waiting):
-            yield
-        return
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    path = Path(settings.data_dir) / "ingest.lock"
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise IndexLocked(
-                f"another ingest ({holder}) is writing to {settings.data_dir}: wait for it to "
-                "finish, or run a Chroma server (`chroma run`) for concurrent writers"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.truncate(0)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-LEASE_ID = "lease"
-_HELD: set[str] = set()  # leases held (or being taken) by runs of this process, by holder id
-
-
-@contextlib.contextmanager
-def _server_lease(settings: Settings, waiting: Callable[[str], None] | None) -> Iterator[None]:
-    """Hold the record "lease" of the collection `<collection>-writer` while writing to a Chroma server.
-
-    Taking it relies on Chroma's `add` ignoring an id that exists (checked on 1.5.9; racing adds from
-    six clients: always exactly one winner), so it is read back to see who won. Times are the server's
-    (its heartbeat), so clients' clocks need not agree. A thread refreshes `expires` while the body runs;
-    the lease is deleted on the way out, error or not. A holder that died is taken over once its lease
-    expires, or at once when it ran on this machine and its process (or, in this process, its run) is gone.
-    """
-    client = connect(settings)
-    me: dict[str, Any] = {"holder": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(),
-                          "machine": _machine()}
-    _HELD.add(me["holder"])  # before the first add: a thread of this process must never see it as dead
-    try:
-        with server_errors(settings, "taking the writer lease (run the ingest again)"):
-            lease = client.get_or_create_collection(settings.collection + "-writer", embedding_function=None)
-            _acquire(client, lease, me, settings, waiting)
-        stop, lost = threading.Event(), []
-        keeper = threading.Thread(target=_keep_lease, args=(client, lease, me, stop, lost), daemon=True,
-                                  name="isnad-writer-lease")
-        keeper.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            keeper.join(timeout=5)
-            try:  # only our own record: never one another ingest took over after ours expired
-                lease.delete(ids=[LEASE_ID], where={"holder": me["holder"]})
-            except Exception as exc:  # noqa: BLE001 - a server gone: the lease expires (or is seen dead) anyway
-                log.info("could not release the writer lease on %s: %s", settings.chroma_url, exc)
-    finally:
-        _HELD.discard(me["holder"])
-    if lost:
-        raise StoreError(
-            f"this ingest lost its writer lease on {describe_location(settings)} ({lost[0]}), so another "
-            "ingest may have written at the same time: run the same ingest again to make sure it is complete"
-        )
-
-
-def _acquire(client, lease, me: dict[str, Any], settings: Settings, waiting) -> None:
-    deadline = time.monotonic() + LEASE_WAIT_SECONDS
-    shown = None
-    while True:
-        now = _server_time(client)
-        lease.add(ids=[LEASE_ID], embeddings=[[1.0]],  # Chroma wants a vector; this one means nothing
-                  metadatas=[{**me, "since": now, "expires": now + LEASE_SECONDS}])
-        held = _read_lease(lease)
-        if held is not None and held["holder"] == me["holder"]:
-            # Taking over a dead holder's lease is delete-then-add, and Chroma resolves a delete's `where`
-            # before deleting: another waiter's delete of the dead lease may land just after our add.
-            # Such a delete is already in flight, so a short pause and a second look settle it.
-            time.sleep(LEASE_SETTLE_SECONDS)
-            held = _read_lease(lease)
-            if held is not None and held["holder"] == me["holder"]:
-                return
-        if held is None:  # released between our add and our read: try again at once
-            continue
-        dead = _dead(held, now)
-        if dead:
-            log.warning("taking over the writer lease of %s on %s: %s", _describe_holder(held),
-                        settings.chroma_url, dead)
-            # Only that very record (holder and expiry): not a fresh lease another waiter just took.
-            lease.delete(ids=[LEASE_ID], where={"$and": [{"holder": held["holder"]}, {"expires": held["expires"]}]})
-            time.sleep(LEASE_SETTLE_SECONDS)  # never a tight loop, whatever the server does
-            continue
-        message = (f"waiting for another ingest ({_describe_holder(held)}, since {_clock(held['since'])}) "
-                   f"to finish writing to {describe_location(settings)}")
-        if time.monotonic() > deadline:
-            raise IndexLocked(
-                f"another ingest ({_describe_holder(held)}, since {_clock(held['since'])}) is still writing to "
-                f"{describe_location(settings)} after {LEASE_WAIT_SECONDS / 60:g} min of waiting: run this "
-                f"one again when it has finished (a holder that died is taken over {LEASE_SECONDS:g} s after "
-                "its last sign of life)"
-            )
-        if held["holder"] != shown:  # once per holder on the log; every poll to the caller
-            log.warning("%s ...", message)
-            shown = held["holder"]
-        if waiting:
-            waiting(message)
-        time.sleep(LEASE_POLL_SECONDS)
-
-
-def _keep_lease(client, lease, me: dict[str, Any], stop: threading.Event, lost: list[str]) -> None:
-    """Refresh our lease until `stop`; if it is no longer ours (we stalled past its expiry and were taken
-    over), say so in `lost` and stop: the ingest reports it at the end rather than claim a clean run."""
-    while not stop.wait(LEASE_REFRESH_SECONDS):
-        try:
-            held = _read_lease(lease)
-            if held is None or held["holder"] != me["holder"]:
-                lost.append("taken over by " + (_describe_holder(held) if held else "another ingest"))
-                log.error("the writer lease of this ingest was %s", lost[-1])
-                return
-            lease.update(ids=[LEASE_ID], metadatas=[{"expires": _server_time(client) + LEASE_SECONDS}])
-        except Exception as exc:  # noqa: BLE001 - a server away for a moment: the writes report it themselves
-            log.info("could not refresh the writer lease: %s", exc)
-
-
-def _read_lease(lease) -> dict[str, Any] | None:
-    got = lease.get(ids=[LEASE_ID], include=["metadatas"])
-    return got["metadatas"][0] if got["ids"] else None
-
-
-def _dead(held: dict[str, Any], now: float) -> str:
-    """Why the holder of `held` is known dead ("" when it may be alive)."""
-    if held["expires"] < now:
-        return f"its lease expired {now - held['expires']:.0f} s ago"
-    if held.get("machine") and held["machine"] == _machine():
-        if held["pid"] == os.getpid():
-            return "" if held["holder"] in _HELD else "it was an earlier ingest of this process"
-        try:
-            os.kill(int(held["pid"]), 0)
-        except ProcessLookupError:
-            return "its process is gone"
-        except PermissionError:  # alive, another user's
-            pass
-    return ""
-
-
-def _machine() -> str:
-    """Where a pid means something: this boot of this host and this pid namespace (Linux). Empty elsewhere,
-    and then only expiry frees a dead holder's lease."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
-    except OSError:
-        return ""
-
-
-def _server_time(client) -> float:
-    return client.heartbeat() / 1e9  # nanoseconds on the server's clock
-
-
-def _describe_holder(held: dict[str, Any]) -> str:
-    return f"pid {held['pid']} on {held['host']}"
-
-
-def _clock(seconds: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 def _pages(collection, include: list[str]) -> Iterator[tuple[list[str], list | None, list | None]]:

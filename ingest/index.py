@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from assistant.embedder import Embedder, load_embedder
+from assistant.locking import writer_lock
 from assistant.settings import Settings
-from assistant.store import ArticleRecord, Store, chunk_metadata, server_errors, writer_lock
+from assistant.store import ArticleRecord, Store, chunk_metadata, server_errors
 from assistant.text import NORMALISATION_VERSION
 from assistant.types import Article, Copy
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import IndexLocked, IndexMismatch, StoreError
+from assistant.locking import writer_lock
 from assistant.settings import Settings
 from assistant.store import Store
 from ingest import ingest
@@ -123,7 +124,7 @@ def test_second_writer_is_refused(tmp_path, embedder):
     corpus = write_corpus(tmp_path / "in")
     settings = Settings(data_dir=tmp_path / "data")
     ingest([corpus], settings, embedder=embedder)
-    with Store.open(settings).writer_lock():
+    with writer_lock(settings):
         with pytest.raises(IndexLocked, match="another ingest"):
             ingest([corpus], settings, embedder=embedder)
     assert ingest([corpus], settings, embedder=embedder).articles_unchanged == 6  # lock released

@@ -105,7 +105,7 @@ def test_second_ingest_process_on_one_embedded_store_is_refused(tmp_path, embedd
     """Two `isnad ingest` processes started together on one data directory: exactly one indexes, the other
     exits 1 with one line naming the other ingest, and the index is whole afterwards.
 
-    Without the writer lock (Store.writer_lock a no-op) both exit 0 and the first assertion fails.
+    Without the writer lock (assistant.locking.writer_lock a no-op) both exit 0 and the first assertion fails.
     (The store exists beforehand: creating a new store from two processes at once is the next test.)"""
     data_dir = tmp_path / "data"
     seeded = ingest([write_corpus(tmp_path / "seed")], Settings(data_dir=data_dir), embedder=embedder)
@@ -356,7 +356,7 @@ def test_chroma_server_an_ingest_starting_while_another_writes_keeps_its_chunks(
 @pytest.mark.slow
 def test_chroma_server_ingests_queue_behind_a_live_writer_lease_and_take_over_a_dead_one(tmp_path, embedder,
                                                                                        monkeypatch):
-    """The writer lease of a Chroma server (assistant.store.writer_lock): an ingest waits, with progress naming
+    """The writer lease of a Chroma server (assistant.locking.writer_lock): an ingest waits, with progress naming
     the holder, while another holds the lease (here for longer than a lease lasts, so only its refreshes keep
     it), and finishes once it is released; a lease left by a holder killed elsewhere (expired), or by a dead
     process on this machine (not yet expired), is taken over at once; a live lease that outlasts the wait
@@ -365,13 +365,14 @@ def test_chroma_server_ingests_queue_behind_a_live_writer_lease_and_take_over_a_
     Without the lease (writer_lock a no-op on a server) the queued ingest finishes while the lease is held;
     without the refresh it takes the lease after LEASE_SECONDS; without the takeover the ingests after a
     killed holder end in IndexLocked."""
-    import assistant.store as store_module
+    import assistant.locking as locking
     from assistant.errors import IndexLocked
-    from assistant.store import connect, writer_lock
+    from assistant.locking import writer_lock
+    from assistant.store import connect
 
-    monkeypatch.setattr(store_module, "LEASE_SECONDS", 3.0)
-    monkeypatch.setattr(store_module, "LEASE_REFRESH_SECONDS", 0.5)
-    monkeypatch.setattr(store_module, "LEASE_WAIT_SECONDS", 20.0)  # a broken takeover fails, not hangs
+    monkeypatch.setattr(locking, "LEASE_SECONDS", 3.0)
+    monkeypatch.setattr(locking, "LEASE_REFRESH_SECONDS", 0.5)
+    monkeypatch.setattr(locking, "LEASE_WAIT_SECONDS", 20.0)  # a broken takeover fails, not hangs
     port = _free_port()
     server = start_chroma(tmp_path / "server", port)
     settings = Settings(data_dir=tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}")
@@ -405,7 +406,7 @@ def test_chroma_server_ingests_queue_behind_a_live_writer_lease_and_take_over_a_
             deadline = time.time() + 60
             while not notes and thread.is_alive() and time.time() < deadline:
                 time.sleep(0.1)
-            time.sleep(2 * store_module.LEASE_SECONDS)  # past its expiry: only the refreshes keep the lease
+            time.sleep(2 * locking.LEASE_SECONDS)  # past its expiry: only the refreshes keep the lease
             assert thread.is_alive() and not outcome, f"the second ingest did not wait for the lease: {outcome}"
             released = time.time()
         thread.join(timeout=60)
@@ -425,14 +426,14 @@ def test_chroma_server_ingests_queue_behind_a_live_writer_lease_and_take_over_a_
         # 3. A dead process on this machine, lease not expired yet: taken over at once too.
         dead = subprocess.Popen([sys.executable, "-c", "pass"])  # its pid is free once it has exited
         dead.wait()
-        plant(pid=dead.pid, machine=store_module._machine(), expires_in=600)
+        plant(pid=dead.pid, machine=locking._machine(), expires_in=600)
         began = time.time()
         report = ingest([_write_articles(tmp_path / "b", _sample_articles(30, 31))], settings, embedder=embedder)
         assert report.articles_new == 1 and not lease_left()
         assert time.time() - began < 10, "a dead local holder's lease was waited for"
 
         # 4. A live lease that outlasts the wait: a clear IndexLocked naming the holder, nothing written.
-        monkeypatch.setattr(store_module, "LEASE_WAIT_SECONDS", 2.0)
+        monkeypatch.setattr(locking, "LEASE_WAIT_SECONDS", 2.0)
         plant(pid=4242, machine="another-machine", expires_in=600)
         before = consistent(settings)
         with pytest.raises(IndexLocked, match="another ingest \\(pid 4242 on elsewhere, since .*\\) is still writing"):
