@@ -197,7 +197,9 @@ def condense_with_llm(settings: Settings, question: str, history: Sequence[Any],
     lines = []
     for item in history[-6:]:
         if isinstance(item, dict) and isinstance(item.get("content"), str):
-            lines.append(f"{item.get('role', 'user')}: {item['content'][:500]}")
+            # Earlier answers may quote an article's orders to the model: withheld here too.
+            content, _ = withhold_instructions(item["content"][:500])
+            lines.append(f"{item.get('role', 'user')}: {content}")
     prompt = render(
         "condense", history="\n".join(lines), question=question, language_name=LANGUAGE_NAMES[language]
     )
