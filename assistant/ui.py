@@ -567,7 +567,11 @@ def build_app(settings: Settings, *, concurrency: int = 4, assistant=None) -> gr
 
 def launch_options() -> dict[str, Any]:
     """What `launch()` needs besides the address: styles, page script, and nothing that goes online."""
+    from ingest.load import MAX_FILE_BYTES
+
     return {
+        # Larger files would be refused by ingest anyway; refusing them at the door keeps them off the disk.
+        "max_file_size": MAX_FILE_BYTES,
         "css": CSS_PATH.read_text(encoding="utf-8"),
         "js": PAGE_JS,
         "share": False,

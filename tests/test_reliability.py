@@ -693,6 +693,25 @@ LYING_FILES = {
 }
 
 
+def test_an_upload_larger_than_ingest_takes_is_refused_at_the_door(small_index, monkeypatch):
+    """The UI's upload endpoint refuses a file over ingest's size limit (ingest.load.MAX_FILE_BYTES, 256 MB;
+    1 MB here) with HTTP 413 before storing it. Without `max_file_size` in the launch options the 2 MB
+    upload is stored in the server's temp directory and only refused later by ingest."""
+    import httpx
+
+    import ingest.load
+
+    monkeypatch.setattr(ingest.load, "MAX_FILE_BYTES", 1024 * 1024)
+    demo, url = _serve_ui(small_index)
+    try:
+        big = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"x" * (2 * 1024 * 1024))}, timeout=60)
+        small = httpx.post(url + "gradio_api/upload", files={"files": ("small.txt", "خبر قصير".encode())}, timeout=60)
+    finally:
+        demo.close()
+    assert big.status_code == 413, (big.status_code, big.text[:200])
+    assert small.status_code == 200, (small.status_code, small.text[:200])
+
+
 @pytest.mark.parametrize("name", list(LYING_FILES))
 def test_a_file_that_is_not_what_its_extension_says_is_skipped_with_a_reason(name, index_copy, embedder, tmp_path):
     """Each lying file is skipped with a reason that says what is wrong; nothing is indexed from it and
