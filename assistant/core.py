@@ -14,7 +14,7 @@ from .generative import condense_with_llm, messages_for, parse_answer, stream_co
 from .retrieval import Filters, Retriever
 from .settings import Settings
 from .store import Store, describe_location, server_errors
-from .text import detect_language
+from .text import detect_language, strip_invisible
 from .types import Answer, Hit
 
 MAX_QUESTION_CHARS = 2000
@@ -159,7 +159,7 @@ class Assistant:
 def _check_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise IsnadError("the question is empty: type a question in Arabic or English")
-    question = _undo_undecodable_bytes(question)
+    question = strip_invisible(_undo_undecodable_bytes(question))
     question = " ".join(question.split())
     if len(question) > MAX_QUESTION_CHARS:
         question = question[:MAX_QUESTION_CHARS]

@@ -36,6 +36,16 @@ _ENGLISH_STOPWORDS = frozenset(
 )
 
 
+# Bidi embeddings/overrides/isolates (U+202A-202E, U+2066-2069) can make text display as something else;
+# zero-width spaces and BOMs are invisible noise. ZWJ/ZWNJ and LRM/RLM are kept: they shape real text.
+_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200b\u2060\ufeff]")
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without bidi embeddings, overrides and isolates, zero-width spaces and BOMs."""
+    return _INVISIBLE.sub("", text)
+
+
 def clean_for_matching(text: str) -> str:
     """NFKC (folds presentation forms), strip diacritics and tatweel, unify digits; letters unchanged."""
     text = unicodedata.normalize("NFKC", text)

@@ -39,6 +39,9 @@ log = logging.getLogger("isnad.ui")
 CSS_PATH = Path(__file__).with_name("ui.css")
 UPLOAD_TYPES = [".txt", ".md", ".json", ".jsonl", ".csv", ".html", ".htm", ".zip"]
 EMPTY_INDEX = "No articles yet: upload files in the Ingest tab or run `isnad ingest --sample`."
+# Example questions: written for the bundled sample (whose seed article is SAMPLE_SEED); for any other
+# corpus they are made from the titles of its newest articles (`corpus_examples`).
+SAMPLE_SEED = "benghazi-security-meeting.txt"
 EXAMPLES = [
     "ماذا أمر رئيس الأركان بشأن المركبات غير المسجلة؟",
     "What did the chief of staff order about unregistered vehicles?",
@@ -265,6 +268,7 @@ class Backend:
         self._lock = threading.Lock()
         self.newspapers: list[str] = []
         self.passages = 0
+        self.examples: list[str] = list(EXAMPLES)
         if assistant is not None:
             self._describe()
 
@@ -297,6 +301,11 @@ class Backend:
     def _describe(self) -> None:
         self.newspapers = self._assistant.sources()
         self.passages = self._assistant.store.count()[1]
+        records = list(self._assistant.store.iter_records())
+        if any(SAMPLE_SEED in record.article_ids for record in records):
+            self.examples = list(EXAMPLES)
+        else:
+            self.examples = corpus_examples(records, len(EXAMPLES)) or list(EXAMPLES)
 
     def status_html(self) -> str:
         try:
@@ -318,6 +327,18 @@ class Backend:
         else:
             text = "Ask about the articles, or pick an example below. <span dir='rtl' lang='ar'>اسأل عن الأخبار.</span>"
         return f"<div class='isnad-placeholder'>{text}</div>"
+
+
+def corpus_examples(records, n: int) -> list[str]:
+    """Up to `n` questions, Arabic and English in turn, about the newest articles that have a title."""
+    titled = [(r.primary.date, " ".join(r.primary.title.split()[:10])) for r in records
+              if len(r.primary.title.split()) >= 3]
+    titles = list(dict.fromkeys(title for _, title in sorted(titled, reverse=True)))[: (n + 1) // 2]
+    questions = []
+    for title in titles:
+        # The title isolated and not last, so that it cannot pull the English punctuation into its run.
+        questions += [f"ماذا تقول الأخبار عن «{title}»؟", f"About «{FSI}{title}{PDI}»: what do the articles say?"]
+    return questions[:n]
 
 
 # --- event handlers ----------------------------------------------------------------------------------
@@ -395,7 +416,7 @@ def _notice(message: str) -> str:
 
 def _ingest_handler(backend: Backend):
     def run(files) -> Iterator[tuple]:
-        keep = gr.update(), gr.update(), gr.update()
+        keep = (gr.update(),) * (3 + len(EXAMPLES))
         if not files:
             yield _report_error("Choose one or more files first (txt, json, jsonl, csv, html or zip)."), *keep
             return
@@ -457,11 +478,15 @@ def _ingest_handler(backend: Backend):
 
 
 def _current_state(backend: Backend):
-    """Banner, newspaper choices and empty-chat text for the index as it is now."""
+    """Banner, newspaper choices, empty-chat text and example questions for the index as it is now."""
 
     def state() -> tuple:
         status = backend.status_html()
-        return status, gr.update(choices=backend.newspapers), gr.update(placeholder=backend.chat_placeholder())
+        shown = backend.examples
+        examples = [gr.update(value=shown[i], visible=True) if i < len(shown) else gr.update(visible=False)
+                    for i in range(len(EXAMPLES))]
+        placeholder = gr.update(placeholder=backend.chat_placeholder())
+        return status, gr.update(choices=backend.newspapers), placeholder, *examples
 
     return state
 
@@ -514,8 +539,9 @@ def build_app(settings: Settings, *, concurrency: int = 4, assistant=None) -> gr
                             ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="isnad-ask")
                         with gr.Row(elem_id="isnad-examples"):
                             example_buttons = [
-                                gr.Button(text, size="sm", variant="secondary", elem_classes=["isnad-example"])
-                                for text in EXAMPLES
+                                gr.Button(text, size="sm", variant="secondary", elem_classes=["isnad-example"],
+                                          visible=bool(text))
+                                for text in backend.examples + [""] * (len(EXAMPLES) - len(backend.examples))
                             ]
                         with gr.Accordion("Options", open=False, elem_id="isnad-options"):
                             mode = gr.Radio(
@@ -549,18 +575,19 @@ def build_app(settings: Settings, *, concurrency: int = 4, assistant=None) -> gr
         chat_outputs = [chat, question, history, turns, sources, notice]
         ask.click(respond, chat_inputs, chat_outputs, api_name="ask")
         question.submit(respond, chat_inputs, chat_outputs, api_name=False)
-        for button, text in zip(example_buttons, EXAMPLES, strict=True):
-            button.click(lambda text=text: text, None, question, api_name=False, queue=False).then(
+        for button in example_buttons:  # a button's label is its question (it changes with the corpus)
+            button.click(lambda text: text, button, question, api_name=False, queue=False).then(
                 respond, chat_inputs, chat_outputs, api_name=False
             )
         clear.click(
             lambda: ([], "", [], [], render_sources([]), ""), None, chat_outputs, api_name=False, queue=False
         )
         # One ingest at a time: a second upload waits in the queue instead of meeting the writer lock.
-        add.click(_ingest_handler(backend), [files], [report, status, newspapers, chat], api_name=False,
-                  concurrency_limit=1)
+        add.click(_ingest_handler(backend), [files], [report, status, newspapers, chat, *example_buttons],
+                  api_name=False, concurrency_limit=1)
         # Each page load shows the index as it is now (another process may have ingested meanwhile).
-        demo.load(_current_state(backend), None, [status, newspapers, chat], api_name=False, queue=False)
+        demo.load(_current_state(backend), None, [status, newspapers, chat, *example_buttons], api_name=False,
+                  queue=False)
     demo.queue(default_concurrency_limit=concurrency)
     return demo
 

@@ -12,11 +12,9 @@ import unicodedata
 from dataclasses import replace
 from datetime import datetime
 
+from assistant.text import strip_invisible
 from assistant.types import Article
 
-# Bidi embeddings/overrides/isolates (U+202A-202E, U+2066-2069) can make text display as something else;
-# zero-width spaces and BOMs are invisible noise. ZWJ/ZWNJ and LRM/RLM are kept: they shape real text.
-_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200b\u2060\ufeff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _TRAILING_SPACE = re.compile(r"[ \t\u00a0]+\n")
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -27,7 +25,7 @@ def clean_text(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if _ENTITY.search(text):
         text = html.unescape(text)
-    text = _INVISIBLE.sub("", text)
+    text = strip_invisible(text)  # bidi controls could disguise text
     text = _CONTROL.sub("", text)
     text = unicodedata.normalize("NFC", text)
     text = _TRAILING_SPACE.sub("\n", text)

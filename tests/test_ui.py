@@ -352,6 +352,12 @@ def test_empty_index_says_how_to_start_and_first_upload_creates_it(browser, tmp_
         status = page.locator("#isnad-status").inner_text()
         assert "No articles yet" not in status and "1 passage." in status, status
         to_chat(page)
+        # The example questions are now about this corpus, not the bundled sample.
+        examples = page.locator(".isnad-example").all_inner_texts()
+        assert examples[0] == "ماذا تقول الأخبار عن «حديقة الفراشات في الزلفي تفتح أبوابها للزوار»؟", examples
+        english = examples[1].replace("\u2068", "").replace("\u2069", "")
+        assert english.startswith("About «حديقة الفراشات") and english.endswith("what do the articles say?"), examples
+        assert len(examples) == 2, examples
         answer = ask(page, BUTTERFLY_QUESTION)
         assert "4817" in answer.inner_text() and answer.locator("a.isnad-cite").count() >= 1
         shot(page, "09-first-upload-answered")
