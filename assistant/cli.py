@@ -83,12 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true", help="print JSON")
 
     ask = sub.add_parser("ask", parents=[query], help="answer one question with cited sources")
-    ask.add_argument("question")
+    ask.add_argument("question", help='the question; "-" reads it from standard input (UTF-8 or Windows-1256)')
     ask.add_argument("--mode", choices=["extractive", "llm"], help="answerer (default extractive)")
     ask.set_defaults(run=_run_ask)
 
     retrieve = sub.add_parser("retrieve", parents=[query], help="the ranked passages for a question")
-    retrieve.add_argument("question")
+    retrieve.add_argument("question", help='the question; "-" reads it from standard input')
     retrieve.set_defaults(run=_run_retrieve)
 
     chat = sub.add_parser("chat", parents=[query], help="a conversation in the terminal (follow-ups work)")
@@ -171,6 +171,18 @@ def _filters(args) -> dict:
     return {"sources": args.source, "since": args.since or "", "until": args.until or ""}
 
 
+def _question(given: str) -> str:
+    """The question argument, or with "-" standard input, decoded as UTF-8 or else as Windows-1256 (what a
+    legacy Arabic terminal or file sends)."""
+    if given != "-":
+        return given
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1256", errors="replace")
+
+
 def _assistant(args):
     from .core import Assistant
 
@@ -178,7 +190,7 @@ def _assistant(args):
 
 
 def _run_ask(args) -> int:
-    answer = _assistant(args).ask(args.question, filters=_filters(args), mode=args.mode, k=args.k)
+    answer = _assistant(args).ask(_question(args.question), filters=_filters(args), mode=args.mode, k=args.k)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -200,7 +212,7 @@ def _print_answer(answer) -> None:
 
 
 def _run_retrieve(args) -> int:
-    hits = _assistant(args).retrieve(args.question, k=args.k, filters=_filters(args))
+    hits = _assistant(args).retrieve(_question(args.question), k=args.k, filters=_filters(args))
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return 0

@@ -888,6 +888,19 @@ def test_cli_answers_a_bad_question_or_says_one_clear_line(name, small_index, ca
         assert len(_lines(err)) == 1 and _lines(err)[0].startswith("isnad: error: "), err
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1256"])
+def test_cli_reads_a_question_from_standard_input_in_utf8_or_windows_1256(encoding, small_index, capsys,
+                                                                          monkeypatch):
+    import io
+
+    from assistant.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(SECURITY_AR.encode(encoding))))
+    assert main(["ask", "-", "--json", "--data-dir", str(small_index.data_dir)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["question"] == SECURITY_AR and answer["citations"][0]["article_id"] == "security.txt"
+
+
 @pytest.fixture(scope="module")
 def small_ui(small_index):
     demo, url = _serve_ui(small_index)
