@@ -7,6 +7,7 @@ Chroma) is copied for these tests, which add articles to it. The UI is served in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -94,18 +95,24 @@ class Watch:
         return [url for url in self.requests if not is_local(url)]
 
 
-@pytest.fixture
-def page(browser, app_url):
+@contextlib.contextmanager
+def open_page(browser, url: str):
+    """A fresh page on the UI at `url`; on leaving, checks it stayed offline and ran no article script."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="en-US")
     page = context.new_page()
     page.watch = Watch(page)
-    page.goto(app_url)
+    page.goto(url)
     page.wait_for_selector("#isnad-question textarea")
     yield page
     context.close()
-    # Every test's page stays offline and runs no article script.
     assert page.watch.outside() == [], f"requests left the machine: {page.watch.outside()}"
     assert page.watch.dialogs == [], f"a dialog opened: {page.watch.dialogs}"
+
+
+@pytest.fixture
+def page(browser, app_url):
+    with open_page(browser, app_url) as page:
+        yield page
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -333,36 +340,31 @@ def test_empty_index_says_how_to_start_and_first_upload_creates_it(browser, tmp_
     settings = Settings.load(data_dir=tmp_path / "empty-data")
     demo, url = _serve(settings)
     try:
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
-        page = context.new_page()
-        watch = Watch(page)
-        page.goto(url)
-        page.wait_for_selector("#isnad-question textarea")
-        expected = "No articles yet: upload files in the Ingest tab or run isnad ingest --sample."
-        assert expected in page.locator("#isnad-status").inner_text()
-        assert page.locator("#isnad-status code").inner_text() == "isnad ingest --sample"
-        assert expected in page.locator("#isnad-chat").inner_text()  # the empty chat says it too
-        shot(page, "08-empty-index")
-        answer = ask(page, "ماذا أمر رئيس الأركان؟")
-        assert expected in answer.inner_text()
+        with open_page(browser, url) as page:
+            expected = "No articles yet: upload files in the Ingest tab or run isnad ingest --sample."
+            assert expected in page.locator("#isnad-status").inner_text()
+            assert page.locator("#isnad-status code").inner_text() == "isnad ingest --sample"
+            assert expected in page.locator("#isnad-chat").inner_text()  # the empty chat says it too
+            shot(page, "08-empty-index")
+            answer = ask(page, "ماذا أمر رئيس الأركان؟")
+            assert expected in answer.inner_text()
 
-        article = tmp_path / "zulfi-butterflies.txt"
-        article.write_text(BUTTERFLY_ARTICLE, encoding="utf-8")
-        assert "new articles" in upload(page, [article]).inner_text()
-        status = page.locator("#isnad-status").inner_text()
-        assert "No articles yet" not in status and "1 passage." in status, status
-        to_chat(page)
-        # The example questions are now about this corpus, not the bundled sample.
-        examples = page.locator(".isnad-example").all_inner_texts()
-        assert examples[0] == "ماذا تقول الأخبار عن «حديقة الفراشات في الزلفي تفتح أبوابها للزوار»؟", examples
-        english = examples[1].replace("\u2068", "").replace("\u2069", "")
-        assert english.startswith("About «حديقة الفراشات") and english.endswith("what do the articles say?"), examples
-        assert len(examples) == 2, examples
-        answer = ask(page, BUTTERFLY_QUESTION)
-        assert "4817" in answer.inner_text() and answer.locator("a.isnad-cite").count() >= 1
-        shot(page, "09-first-upload-answered")
-        context.close()
-        assert watch.outside() == [] and watch.dialogs == []
+            article = tmp_path / "zulfi-butterflies.txt"
+            article.write_text(BUTTERFLY_ARTICLE, encoding="utf-8")
+            assert "new articles" in upload(page, [article]).inner_text()
+            status = page.locator("#isnad-status").inner_text()
+            assert "No articles yet" not in status and "1 passage." in status, status
+            to_chat(page)
+            # The example questions are now about this corpus, not the bundled sample.
+            examples = page.locator(".isnad-example").all_inner_texts()
+            assert examples[0] == "ماذا تقول الأخبار عن «حديقة الفراشات في الزلفي تفتح أبوابها للزوار»؟", examples
+            english = examples[1].replace("\u2068", "").replace("\u2069", "")
+            assert english.startswith("About «حديقة الفراشات"), examples
+            assert english.endswith("what do the articles say?"), examples
+            assert len(examples) == 2, examples
+            answer = ask(page, BUTTERFLY_QUESTION)
+            assert "4817" in answer.inner_text() and answer.locator("a.isnad-cite").count() >= 1
+            shot(page, "09-first-upload-answered")
     finally:
         demo.close()
 
@@ -374,20 +376,14 @@ def test_unreachable_llm_falls_back_with_a_notice(browser, ui_settings):
     )
     demo, url = _serve(settings)
     try:
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
-        page = context.new_page()
-        watch = Watch(page)
-        page.goto(url)
-        page.wait_for_selector("#isnad-question textarea")
-        page.get_by_text("Options").click()
-        page.get_by_label("LLM: generated, cited").check()
-        answer = ask(page, QA["ar-001"]["question"])
-        notice = answer.locator(".isnad-notice").inner_text()
-        assert "LLM unavailable" in notice and "showing the extractive answer" in notice, notice
-        assert answer.locator("a.isnad-cite").count() >= 1 and "حملات مرورية" in answer.inner_text()
-        shot(page, "10-llm-down-notice")
-        context.close()
-        assert watch.outside() == [] and watch.dialogs == []
+        with open_page(browser, url) as page:
+            page.get_by_text("Options").click()
+            page.get_by_label("LLM: generated, cited").check()
+            answer = ask(page, QA["ar-001"]["question"])
+            notice = answer.locator(".isnad-notice").inner_text()
+            assert "LLM unavailable" in notice and "showing the extractive answer" in notice, notice
+            assert answer.locator("a.isnad-cite").count() >= 1 and "حملات مرورية" in answer.inner_text()
+            shot(page, "10-llm-down-notice")
     finally:
         demo.close()
 
