@@ -18,7 +18,7 @@ from .errors import LLMError
 from .extractive import citation_for, score_sentences
 from .settings import Settings
 from .templates import CANNOT_ANSWER, render
-from .text import fold, split_sentences
+from .text import ascii_digits, fold, split_sentences
 from .types import Citation, Hit
 
 LANGUAGE_NAMES = {"ar": "Arabic (العربية)", "en": "English"}
@@ -28,13 +28,12 @@ _CITATION_VARIANT = re.compile(
     r"\[\s*(?:n\s*=\s*|passages?\s*|(?:ال)?(?:مقطع|فقرة|نص)\s*)?([0-9٠-٩]{1,2}(?:\s*[,،و]\s*[0-9٠-٩]{1,2})*)\s*\]",
     re.IGNORECASE,
 )
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")
 
 
 def canonical_citations(text: str) -> str:
     """Every citation variant rewritten as [n][m]."""
     return _CITATION_VARIANT.sub(
-        lambda m: "".join(f"[{n}]" for n in re.findall(r"\d+", m.group(1).translate(_DIGITS))), text
+        lambda m: "".join(f"[{n}]" for n in re.findall(r"\d+", ascii_digits(m.group(1)))), text
     )
 
 

@@ -46,11 +46,16 @@ def strip_invisible(text: str) -> str:
     return _INVISIBLE.sub("", text)
 
 
+def ascii_digits(text: str) -> str:
+    """Arabic-Indic and Eastern (Persian) digits as ASCII digits."""
+    return text.translate(_DIGITS)
+
+
 def clean_for_matching(text: str) -> str:
     """NFKC (folds presentation forms), strip diacritics and tatweel, unify digits; letters unchanged."""
     text = unicodedata.normalize("NFKC", text)
     text = _DIACRITICS.sub("", text).replace(_TATWEEL, "")
-    return text.translate(_DIGITS)
+    return ascii_digits(text)
 
 
 def fold(text: str) -> str:
