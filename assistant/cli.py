@@ -172,15 +172,11 @@ def _filters(args) -> dict:
 
 
 def _question(given: str) -> str:
-    """The question argument, or with "-" standard input, decoded as UTF-8 or else as Windows-1256 (what a
-    legacy Arabic terminal or file sends)."""
+    """The question argument, or with "-" standard input. Bytes that are not UTF-8 are kept as surrogate
+    escapes, as Python keeps them in argv; the Assistant decodes those as Windows-1256 either way."""
     if given != "-":
         return given
-    data = sys.stdin.buffer.read()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1256", errors="replace")
+    return sys.stdin.buffer.read().decode("utf-8-sig", errors="surrogateescape")
 
 
 def _assistant(args):
