@@ -299,9 +299,9 @@ class Backend:
         return self._assistant.embedder if self._assistant is not None else None
 
     def _describe(self) -> None:
-        self.newspapers = self._assistant.sources()
+        records = list(self._assistant.store.iter_records())  # one scan for the newspapers and the examples
+        self.newspapers = sorted({source for record in records for source in record.sources})
         self.passages = self._assistant.store.count()[1]
-        records = list(self._assistant.store.iter_records())
         if any(SAMPLE_SEED in record.article_ids for record in records):
             self.examples = list(EXAMPLES)
         else:
