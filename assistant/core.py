@@ -54,10 +54,6 @@ class Assistant:
         self.store = Store.open(self.settings)
         self.retriever = Retriever(self.store, self.embedder)
 
-    def sources(self) -> list[str]:
-        """Every newspaper in the index (for filter choices)."""
-        return sorted({s for record in self.store.iter_records() for s in record.sources})
-
     def retrieve(self, question: str, k: int | None = None, filters: Filters | dict | None = None) -> list[Hit]:
         question = _check_question(question)
         with server_errors(self.settings, "searching"):
