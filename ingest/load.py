@@ -139,16 +139,14 @@ def read_bytes(data: bytes, name: str, display: str | None = None) -> Iterator[A
     except ValueError as exc:
         yield Skipped(display, str(exc))
         return
-    readers = {".txt": _read_plain, ".md": _read_plain, ".json": _read_json, ".jsonl": _read_jsonl,
-               ".csv": _read_csv, ".html": _read_html, ".htm": _read_html}
-    if suffix not in readers:
+    if suffix not in _READERS:
         yield Skipped(display, _unsupported(suffix))
     elif suffix not in (".html", ".htm") and _HTML_START.match(text):
         # A saved web page under another name: read as CSV or JSON it gives rows of markup or nothing.
         yield Skipped(display, f"an HTML page saved as {suffix}: no text read from it; rename it .html")
     else:
         found = False
-        for item in readers[suffix](text, name, display):
+        for item in _READERS[suffix](text, name, display):
             found = True
             yield item
         if not found:  # e.g. a CSV with a header line and no rows: say so rather than add nothing silently
@@ -258,6 +256,10 @@ def _read_html(text: str, name: str, display: str) -> Iterator[Article | Skipped
         author=getattr(document, "author", None) or "",
         origin=display,
     )
+
+
+_READERS = {".txt": _read_plain, ".md": _read_plain, ".json": _read_json, ".jsonl": _read_jsonl,
+            ".csv": _read_csv, ".html": _read_html, ".htm": _read_html}
 
 
 def _has_field(record: dict, field: str) -> bool:
