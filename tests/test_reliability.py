@@ -35,6 +35,7 @@ from ingest.index import repair
 
 from .conftest import REPO
 from .test_ingest import AGENCY, _free_port, consistent, start_chroma, write_corpus
+from .test_ui import _serve as _serve_ui
 
 SAMPLE_JSON = SAMPLE_DIR / "saudinewsnet-sample.json"
 SECURITY_AR = "ماذا أمر رئيس الأركان بشأن السيارات غير المسجلة؟"
@@ -87,14 +88,6 @@ def index_copy(small_index, tmp_path) -> Settings:
 
     shutil.copytree(small_index.data_dir, tmp_path / "data")
     return small_index.model_copy(update={"data_dir": tmp_path / "data"})
-
-
-def _serve_ui(settings: Settings):
-    from assistant.ui import serve
-
-    port = _free_port()
-    demo = serve(settings, port=port, concurrency=4, block=False)
-    return demo, f"http://127.0.0.1:{port}/"
 
 
 # --- 1. a second ingest process on one embedded store -----------------------------------------------
