@@ -109,16 +109,17 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self._lexical: LexicalIndex | None = None
-        self._lexical_count = -1
+        self._lexical_generation = -1
         self._lock = threading.Lock()
         self._articles: dict[str, Any] = {}
 
     def lexical(self) -> LexicalIndex:
-        count = self.store.chunks.count()
+        # Keyed on the store's generation, not its chunk count: a re-ingested article can keep its count.
+        generation = self.store.generation()
         with self._lock:
-            if self._lexical is None or count != self._lexical_count:
+            if self._lexical is None or generation != self._lexical_generation:
                 self._lexical = LexicalIndex(self.store)
-                self._lexical_count = count
+                self._lexical_generation = generation
                 self._articles.clear()
             return self._lexical
 

@@ -160,17 +160,19 @@ def _embedding_function_class():
 
 
 _EmbeddingFunction = None
+_GENERATION = "generation"
 
 
 class Store:
     """Open with `Store.open(settings)`; ingest opens with `create=True` and holds `locking.writer_lock()`."""
 
-    def __init__(self, settings: Settings, client, chunks, articles, sentences) -> None:
+    def __init__(self, settings: Settings, client, chunks, articles, sentences, meta=None) -> None:
         self.settings = settings
         self.client = client
         self.chunks = chunks
         self.articles = articles
         self.sentences = sentences
+        self.meta = meta
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -202,7 +204,10 @@ class Store:
         sentences = client.get_or_create_collection(
             settings.collection + "-sentences", metadata={"hnsw:space": "cosine"}, embedding_function=function
         )
-        store = cls(settings, client, chunks, articles, sentences)
+        # One record, the generation: every write bumps it, so a reader's caches can tell that the
+        # content changed even when the counts did not (a re-ingested article with as many chunks).
+        meta = client.get_or_create_collection(settings.collection + "-meta", embedding_function=function)
+        store = cls(settings, client, chunks, articles, sentences, meta)
         store.check_model_name()
         return store
 
@@ -232,6 +237,14 @@ class Store:
                 )
 
     # --- reading -------------------------------------------------------------------------------
+
+    def generation(self) -> int:
+        """A number that every write to this index increases (0 for an index never written since)."""
+        got = self.meta.get(ids=[_GENERATION], include=["metadatas"])
+        return int(got["metadatas"][0]["value"]) if got["ids"] else 0
+
+    def _bump(self) -> None:
+        self.meta.upsert(ids=[_GENERATION], embeddings=[[1.0]], metadatas=[{"value": self.generation() + 1}])
 
     def count(self) -> tuple[int, int]:
         """(distinct article texts, chunks)."""
@@ -284,12 +297,14 @@ class Store:
             self.chunks.upsert(
                 ids=ids[at:end], documents=texts[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end]
             )
+        self._bump()
 
     def add_sentences(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict]) -> None:
         batch = self.client.get_max_batch_size()
         for at in range(0, len(ids), batch):
             end = at + batch
             self.sentences.upsert(ids=ids[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end])
+        self._bump()
 
     def add_records(self, records: list[ArticleRecord], vectors: np.ndarray) -> None:
         """Write new article records in one call per batch (each is written after all its chunks)."""
@@ -302,6 +317,7 @@ class Store:
                 embeddings=vectors[at : at + batch],
                 metadatas=[r.metadata() for r in part],
             )
+        self._bump()
 
     def put_record(self, record: ArticleRecord, vector: np.ndarray | None = None) -> None:
         """Write (or rewrite) an article record; `vector` is needed the first time only."""
@@ -311,6 +327,7 @@ class Store:
             self.articles.upsert(
                 ids=[record.key], documents=[record.text], embeddings=[vector], metadatas=[record.metadata()]
             )
+        self._bump()
 
     def set_chunk_copies(self, record: ArticleRecord) -> None:
         """After the copies of a text change, refresh what its chunks carry for filtering."""
@@ -321,20 +338,24 @@ class Store:
         ]
         if got["ids"]:
             self.chunks.update(ids=got["ids"], metadatas=metadatas)
+        self._bump()
 
     def delete_record(self, key: str) -> None:
         """Remove an article text: its record first (so it stops being "present"), then what it owns."""
         self.articles.delete(ids=[key])
         self.delete_chunks_of(key)
+        self._bump()
 
     def delete_chunks_of(self, key: str) -> None:
         self.sentences.delete(where={"article_key": key})
         self.chunks.delete(where={"article_key": key})
+        self._bump()
 
     def delete_chunks(self, ids: list[str]) -> None:
         batch = self.client.get_max_batch_size()
         for at in range(0, len(ids), batch):
             self.chunks.delete(ids=ids[at : at + batch])
+        self._bump()
 
 
 def _pages(collection, include: list[str]) -> Iterator[tuple[list[str], list | None, list | None]]:

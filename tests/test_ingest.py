@@ -120,6 +120,33 @@ def test_index_records_its_build_and_refuses_another(tmp_path, embedder):
         Store.open(settings.model_copy(update={"embed_model": "BAAI/bge-m3"}))
 
 
+def test_open_assistant_sees_an_article_reingested_with_as_many_chunks(tmp_path, embedder):
+    """Issue 10: the retriever's chunk snapshot followed the chunk count, so an article rewritten into the
+    same number of chunks vanished from the results of an Assistant opened before the ingest."""
+    from assistant import Assistant
+
+    corpus = write_corpus(tmp_path / "in")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([corpus], settings, embedder=embedder)
+    assistant = Assistant(settings)
+    question = "كم هدفا سجل الهلال في مباراة الديربي؟"
+    before = assistant.retrieve(question, k=3)
+    assert any("بهدفين مقابل" in hit.text for hit in before), [hit.text for hit in before]
+    _, chunks_before = consistent(settings)
+    generation = assistant.store.generation()
+
+    (corpus / "sport.txt").write_text(STORIES["sport.txt"].replace("بهدفين", "بثلاثة أهداف"), encoding="utf-8")
+    changed = ingest([corpus], settings, embedder=embedder)
+    assert changed.articles_updated == 1
+    assert consistent(settings)[1] == chunks_before, "the test needs a re-ingest that keeps the chunk count"
+    assert assistant.store.generation() > generation
+
+    after = assistant.retrieve(question, k=3)
+    texts = [hit.text for hit in after]
+    assert any("بثلاثة أهداف" in text for text in texts), texts
+    assert not any("بهدفين مقابل" in text for text in texts), texts
+
+
 def test_second_writer_is_refused(tmp_path, embedder):
     corpus = write_corpus(tmp_path / "in")
     settings = Settings(data_dir=tmp_path / "data")
