@@ -81,6 +81,7 @@ class QAItem:
     article_ids: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     follows: str | None = None
+    standalone: str | None = None  # a follow-up rewritten to stand alone (optional; for checking condensation)
 
 
 def load_qa(path: str | Path = DEFAULT_QA) -> list[QAItem]:
@@ -107,6 +108,7 @@ def load_qa(path: str | Path = DEFAULT_QA) -> list[QAItem]:
                 article_ids=tuple(raw.get("article_ids") or ()),
                 evidence=tuple(raw.get("evidence") or ()),
                 follows=raw.get("follows") or None,
+                standalone=raw.get("standalone") or None,
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise InputError(f"{path}:{number}: not a Q&A item ({type(exc).__name__}: {exc})") from None
@@ -114,6 +116,8 @@ def load_qa(path: str | Path = DEFAULT_QA) -> list[QAItem]:
             raise InputError(f"{path}:{number}: language must be 'ar' or 'en', got {item.language!r}")
         if item.follows and item.follows not in seen:
             raise InputError(f"{path}:{number}: follows {item.follows!r}, which is not an earlier item")
+        if item.standalone is not None and not isinstance(item.standalone, str):
+            raise InputError(f"{path}:{number}: standalone must be a string or null, got {item.standalone!r}")
         if item.answerable and not item.article_ids:
             raise InputError(f"{path}:{number}: answerable item {item.id} lists no article_ids")
         seen.add(item.id)

@@ -268,6 +268,21 @@ def test_load_qa_reads_the_bundled_set_and_rejects_bad_lines(tmp_path):
         load_qa(tmp_path / "missing.jsonl")
 
 
+def test_load_qa_reads_the_optional_standalone_field(tmp_path):
+    base = ('"language": "en", "kind": "who", "answer": "a", "answerable": false')
+    path = tmp_path / "qa.jsonl"
+    path.write_text(
+        '{"id": "a", "question": "Who met?", ' + base + '}\n'
+        '{"id": "b", "question": "And then?", "follows": "a", "standalone": "What happened after they met?", '
+        + base + '}\n{"id": "c", "question": "Why?", "follows": "a", "standalone": null, ' + base + '}\n',
+        encoding="utf-8",
+    )
+    assert [item.standalone for item in load_qa(path)] == [None, "What happened after they met?", None]
+    path.write_text('{"id": "a", "question": "q", "standalone": 3, ' + base + '}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="qa.jsonl:1: standalone must be a string or null"):
+        load_qa(path)
+
+
 def test_reports_compare_with_the_previous_run(tmp_path):
     def result(correct: bool) -> EvalResult:
         quotes = [("benghazi-security-meeting.txt", SENTENCE)] if correct else []
