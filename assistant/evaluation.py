@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import time
@@ -38,6 +37,7 @@ from typing import Any
 
 from .errors import ConfigError, InputError
 from .text import fold, words
+from .types import CITATION_MARKER
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_QA = CHECKOUT / "eval" / "qa.jsonl"
@@ -48,7 +48,6 @@ HIT_AT = (1, 3, 5, 10)
 MIN_OVERLAP_CHARS = 15  # folded characters two spans must share (fewer when a span is shorter)
 CORRECT_CONTAINMENT = 0.5  # share of gold tokens an answer must contain to count as correct
 JUDGE_GRADES = {"CORRECT": 1.0, "PARTIAL": 0.5, "WRONG": 0.0}
-_MARKER = re.compile(r"\[\d{1,2}\]")
 
 __all__ = [
     "EvalResult",
@@ -132,7 +131,7 @@ def load_qa(path: str | Path = DEFAULT_QA) -> list[QAItem]:
 
 def answer_tokens(text: str) -> list[str]:
     """`words()` of an answer with its citation markers [n] removed (their digits are not content)."""
-    return words(_MARKER.sub(" ", text))
+    return words(CITATION_MARKER.sub(" ", text))
 
 
 def token_f1(prediction: str, reference: str) -> float:

@@ -19,10 +19,9 @@ from .extractive import citation_for, score_sentences
 from .settings import Settings
 from .templates import CANNOT_ANSWER, render
 from .text import ascii_digits, fold, split_sentences
-from .types import Citation, Hit
+from .types import CITATION_MARKER, Citation, Hit
 
 LANGUAGE_NAMES = {"ar": "Arabic (العربية)", "en": "English"}
-_CITATION = re.compile(r"\[(\d{1,2})\]")
 # How models actually cite, besides [2]: [n=2] (copying the passage tag), [2, 3], [passage 2], [المقطع ٢].
 _CITATION_VARIANT = re.compile(
     r"\[\s*(?:n\s*=\s*|passages?\s*|(?:ال)?(?:مقطع|فقرة|نص)\s*)?([0-9٠-٩]{1,2}(?:\s*[,،و]\s*[0-9٠-٩]{1,2})*)\s*\]",
@@ -162,7 +161,7 @@ def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Cit
     if not text or CANNOT_ANSWER in text:
         return "", [], True
     order: dict[int, int] = {}
-    for match in _CITATION.finditer(text):
+    for match in CITATION_MARKER.finditer(text):
         given = int(match.group(1))
         if 1 <= given <= len(hits) and given not in order:
             order[given] = len(order) + 1
@@ -171,8 +170,8 @@ def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Cit
         given = int(match.group(1))
         return f"[{order[given]}]" if given in order else ""
 
-    renumbered = re.sub(r"\s+([.،,؟?!])", r"\1", _CITATION.sub(renumber, text)).strip()
-    if not any(ch.isalnum() for ch in _CITATION.sub("", renumbered)):
+    renumbered = re.sub(r"\s+([.،,؟?!])", r"\1", CITATION_MARKER.sub(renumber, text)).strip()
+    if not any(ch.isalnum() for ch in CITATION_MARKER.sub("", renumbered)):
         return "", [], False  # only markers ("[2]"): cites something but claims nothing
     citations = []
     for given, n in order.items():
@@ -188,7 +187,7 @@ def _claim_citing(text: str, n: int) -> str:
     """The sentence of the answer that carries [n] (what the cited passage must support)."""
     for start, end in split_sentences(text):
         if f"[{n}]" in text[start:end]:
-            return _CITATION.sub("", text[start:end]).strip() or text
+            return CITATION_MARKER.sub("", text[start:end]).strip() or text
     return text
 
 

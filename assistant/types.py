@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+# The one citation marker, "[n]" with n the 1-based number of a Citation in Answer.citations. Every
+# module that writes, parses, strips or links markers uses this (group 1 is the number).
+CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from .display import FSI, PDI, isolate_ltr_runs  # noqa: E402
 from .errors import IndexLocked, IndexNotFound, IsnadError  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .text import detect_language  # noqa: E402
-from .types import Answer, Citation  # noqa: E402
+from .types import CITATION_MARKER, Answer, Citation  # noqa: E402
 
 log = logging.getLogger("isnad.ui")
 
@@ -50,7 +50,6 @@ EXAMPLES = [
 ]
 MAX_PASSAGES = 20
 
-_CITATION = re.compile(r"\[(\d{1,2})\]")
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")  # stray ones in articles would unbalance <bdi>
 # Arabic inside an LTR message, isolated so it keeps its own order: a whole «quote» (with its inner
 # punctuation), else a run of Arabic script with the spaces, digits and punctuation inside it.
@@ -124,7 +123,7 @@ def render_answer(answer: Answer, turn: int) -> str:
     rtl = answer.language == "ar"
     cited = {c.n for c in answer.citations}
     parts = []
-    for index, piece in enumerate(_CITATION.split(answer.text)):
+    for index, piece in enumerate(CITATION_MARKER.split(answer.text)):
         if index % 2 == 0:
             parts.append(_inline(piece, rtl))
         elif int(piece) in cited:
