@@ -86,6 +86,17 @@ class ArticleRecord:
         )
 
 
+def chunk_id(key: str, index: int) -> str:
+    """The id of passage `index` of the article text `key`: made here and parsed by `parse_chunk_id` only."""
+    return f"{key}:{index}"
+
+
+def parse_chunk_id(chunk_id: str) -> tuple[str, int]:
+    """(article key, passage index) of a chunk id made by `chunk_id`."""
+    key, _, index = chunk_id.rpartition(":")
+    return key, int(index)
+
+
 def chunk_metadata(record: ArticleRecord, index: int, start: int, end: int) -> dict[str, Any]:
     """What a passage carries so filters run inside Chroma: its article, offsets, date and papers."""
     primary = record.primary
@@ -331,7 +342,7 @@ class Store:
 
     def set_chunk_copies(self, record: ArticleRecord) -> None:
         """After the copies of a text change, refresh what its chunks carry for filtering."""
-        ids = [f"{record.key}:{i}" for i in range(record.n_chunks)]
+        ids = [chunk_id(record.key, i) for i in range(record.n_chunks)]
         got = self.chunks.get(ids=ids, include=["metadatas"])
         metadatas = [
             chunk_metadata(record, m["index"], m["start"], m["end"]) for m in got["metadatas"]

@@ -24,7 +24,7 @@ import numpy as np
 from assistant.embedder import Embedder, load_embedder
 from assistant.locking import writer_lock
 from assistant.settings import Settings
-from assistant.store import ArticleRecord, Store, chunk_metadata, server_errors
+from assistant.store import ArticleRecord, Store, chunk_id, chunk_metadata, parse_chunk_id, server_errors
 from assistant.text import NORMALISATION_VERSION
 from assistant.types import Article, Copy
 
@@ -135,15 +135,15 @@ def repair(store: Store) -> int:
     records = {record.key: record for record in store.iter_records()}
     chunk_count: dict[str, int] = {}
     orphans = []
-    for chunk_id in store.chunk_ids():
-        key, _, index = chunk_id.rpartition(":")
+    for stored_id in store.chunk_ids():
+        key, index = parse_chunk_id(stored_id)
         record = records.get(key)
-        if record is None or int(index) >= record.n_chunks:
-            orphans.append(chunk_id)
+        if record is None or index >= record.n_chunks:
+            orphans.append(stored_id)
         else:
             chunk_count[key] = chunk_count.get(key, 0) + 1
     store.delete_chunks(orphans)
-    for key in {chunk_id.rpartition(":")[0] for chunk_id in orphans}:
+    for key in {parse_chunk_id(orphan)[0] for orphan in orphans}:
         store.sentences.delete(where={"article_key": key})
     removed = len(orphans)
     owner: dict[str, str] = {}
@@ -306,7 +306,7 @@ class _Run:
         for key, spans in self.pending.items():
             record = self.records[key]
             for index, (start, end) in enumerate(spans):
-                ids.append(f"{key}:{index}")
+                ids.append(chunk_id(key, index))
                 texts.append(record.text[start:end])
                 metadatas.append(chunk_metadata(record, index, start, end))
                 owners.append(key)
@@ -316,11 +316,11 @@ class _Run:
         self.report.embed_seconds += time.perf_counter() - began
         self.store.add_chunks(ids, texts, vectors, metadatas)
         sentence_ids, sentence_metadatas = [], []
-        for chunk_id, metadata, spans in zip(ids, metadatas, sentence_spans, strict=True):
+        for passage_id, metadata, spans in zip(ids, metadatas, sentence_spans, strict=True):
             for j, (start, end) in enumerate(spans):
-                sentence_ids.append(f"{chunk_id}/{j}")
+                sentence_ids.append(f"{passage_id}/{j}")
                 sentence_metadatas.append({
-                    "article_key": metadata["article_key"], "chunk_id": chunk_id,
+                    "article_key": metadata["article_key"], "chunk_id": passage_id,
                     "start": metadata["start"] + start, "end": metadata["start"] + end,
                 })
         if sentence_ids:

@@ -147,6 +147,13 @@ def test_open_assistant_sees_an_article_reingested_with_as_many_chunks(tmp_path,
     assert not any("بهدفين مقابل" in text for text in texts), texts
 
 
+def test_chunk_ids_are_made_and_parsed_in_one_place():
+    from assistant.store import chunk_id, parse_chunk_id
+
+    assert parse_chunk_id(chunk_id("a:b", 12)) == ("a:b", 12)
+    assert chunk_id("k", 0) != chunk_id("k", 1)
+
+
 def test_second_writer_is_refused(tmp_path, embedder):
     corpus = write_corpus(tmp_path / "in")
     settings = Settings(data_dir=tmp_path / "data")
