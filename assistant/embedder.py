@@ -166,6 +166,24 @@ class Embedder:
         """(start, end) character offsets in `text` of each model token, without special tokens."""
         return list(self._counter.encode(text, add_special_tokens=False).offsets)
 
+    @property
+    def backbone(self) -> Any:
+        """The transformer under the pooling (a `transformers` BertModel for the default model): the reader
+        runs its frozen lower layers and fine-tunes copies of its top ones."""
+        return self._model[0].auto_model
+
+    def model_input(self, text: str, kind: str, max_tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids with the model's special tokens and the `kind` ("query" or "passage") prompt, cut to
+        `max_tokens`, and each token's (start, end) in `text` ((0, 0) for specials and prompt tokens)."""
+        prompt = self._query_prompt if kind == "query" else self._passage_prompt
+        encoding = self._counter.encode(prompt + text)
+        ids, offsets = list(encoding.ids), list(encoding.offsets)
+        if len(ids) > max_tokens:  # keep the closing special token
+            ids, offsets = ids[: max_tokens - 1] + ids[-1:], offsets[: max_tokens - 1] + offsets[-1:]
+        skip = len(prompt)
+        spans = [(s - skip, e - skip) if e > skip else (0, 0) for s, e in offsets]
+        return ids, [(max(s, 0), e) if e > 0 else (0, 0) for s, e in spans]
+
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
         import torch
 
