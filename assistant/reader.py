@@ -1,0 +1,291 @@
+"""The reader: which sentence of a passage answers the question, the short answer in it, and whether the
+passage answers at all.
+
+A small cross-encoder trained here (eval/train_reader.py) on top of the embedder we already build:
+the embedder's lower `LOWER` layers run over the question and the passage separately (frozen, so training
+can cache them); copies of its top layers, fine-tuned, run over both together, so every passage token
+attends to the question. Two heads read the result:
+
+- the sentence head scores each sentence from its mean token state, the question's first state and three
+  features the bi-encoder already has (the sentence's cosine to the question, the best cosine in the
+  passage, the share of the question's search terms in the sentence): a logit for "this sentence answers";
+- the span head marks the short answer (start and end token) inside the best sentence.
+
+Only the trained parts ship (assistant/reader.safetensors, fp16, ~15 MB); they are applied over the base
+model the embedder build makes, and refuse to load over any other (the fingerprint in their metadata).
+The threshold for "the articles do not say" is chosen by the training script on its dev articles and
+stored with the weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import EmbedderError
+from .text import search_terms, split_sentences
+
+if TYPE_CHECKING:
+    import torch
+
+    from .embedder import Embedder
+
+WEIGHTS = Path(__file__).with_name("reader.safetensors")
+LOWER = 8  # default frozen layers of the 12 (the rest are fine-tuned copies); the weights record theirs
+MAX_QUESTION_TOKENS = 64
+MAX_PASSAGE_TOKENS = 256  # chunks are 160 embedder tokens; the prompt and specials add a few
+MAX_ANSWER_TOKENS = 24
+FEATURES = 3
+HEAD_HIDDEN = 256
+
+
+@dataclass
+class Prepared:
+    """One text tokenised for the reader: ids and each token's character span in the text."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+
+
+@dataclass
+class PassageReading:
+    """The reader's view of one passage: a logit per sentence (higher = answers), the best one's short answer."""
+
+    sentences: list[tuple[int, int]]  # offsets in the passage text
+    scores: np.ndarray
+    answer: tuple[int, int] | None  # the short answer's offsets in the passage text, inside the best sentence
+    answer_score: float
+
+    @property
+    def best(self) -> float:
+        return float(self.scores.max()) if len(self.scores) else float("-inf")
+
+
+def sentence_features(question_terms: set[str], cosines: np.ndarray, texts: list[str]) -> np.ndarray:
+    """(n, FEATURES): the bi-encoder's cosine, the passage's best cosine (scaled around 0.8, where e5
+    cosines live) and the share of the question's search terms the sentence holds."""
+    best = float(cosines.max()) if len(cosines) else 0.0
+    overlap = [len(question_terms & set(search_terms(t))) / len(question_terms) if question_terms else 0.0
+               for t in texts]
+    return np.stack([10 * (cosines - 0.8), np.full(len(texts), 10 * (best - 0.8)), np.asarray(overlap)],
+                    axis=1).astype(np.float32).reshape(-1, FEATURES)
+
+
+def build_network(backbone: Any, lower: int = LOWER):
+    """The trainable part over a frozen `backbone` (a transformers BertModel): copies of its layers from
+    `lower` up, and the heads."""
+    import torch
+    from torch import nn
+
+    class ReaderNetwork(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            hidden = backbone.config.hidden_size
+            self._base = [backbone]  # a list, so the frozen base stays out of state_dict() and parameters()
+            self.top = nn.ModuleList(copy.deepcopy(layer) for layer in backbone.encoder.layer[lower:])
+            self.segment = nn.Parameter(torch.zeros(2, hidden))
+            self.sentence_head = nn.Sequential(
+                nn.Linear(2 * hidden + FEATURES, HEAD_HIDDEN), nn.GELU(), nn.Linear(HEAD_HIDDEN, 1)
+            )
+            self.span_head = nn.Linear(hidden, 2)
+
+        def lower(self, batch: list[list[int]]) -> list[torch.Tensor]:
+            """The frozen lower layers over each token list: one (tokens, hidden) tensor each."""
+            base = self._base[0]
+            ids, mask = _pad(batch, base.config.pad_token_id or 0)
+            with torch.no_grad():
+                states = base.embeddings(input_ids=ids)
+                additive = _additive(mask, states.dtype)
+                for layer in base.encoder.layer[:lower]:
+                    states = layer(states, additive)
+            return [states[i, : len(tokens)] for i, tokens in enumerate(batch)]
+
+        def forward(self, questions: list[torch.Tensor], passages: list[torch.Tensor]):
+            """Top layers over each (question, passage) pair; returns the passage token states and the
+            question's first state, per pair."""
+            joined = [torch.cat([q + self.segment[0], p + self.segment[1]]) for q, p in zip(questions, passages)]
+            width = max(len(j) for j in joined)
+            states = torch.zeros(len(joined), width, joined[0].shape[-1], dtype=joined[0].dtype)
+            mask = torch.zeros(len(joined), width, dtype=torch.long)
+            for i, j in enumerate(joined):
+                states[i, : len(j)] = j
+                mask[i, : len(j)] = 1
+            additive = _additive(mask, states.dtype)
+            for layer in self.top:
+                states = layer(states, additive)
+            return [
+                (states[i, len(q) : len(q) + len(p)], states[i, 0]) for i, (q, p) in enumerate(zip(questions, passages))
+            ]
+
+        def sentence_logits(self, token_states, question_state, members: torch.Tensor, features: torch.Tensor):
+            """members: (sentences, tokens) 0/1 weights; features: (sentences, FEATURES)."""
+            counts = members.sum(dim=1, keepdim=True).clamp(min=1)
+            means = members @ token_states / counts
+            q = question_state.expand(len(means), -1)
+            return self.sentence_head(torch.cat([means, q, features], dim=1)).squeeze(1)
+
+        def span_logits(self, token_states):
+            start, end = self.span_head(token_states).unbind(dim=1)
+            return start, end
+
+    return ReaderNetwork()
+
+
+def _pad(batch: list[list[int]], pad: int):
+    import torch
+
+    width = max(len(tokens) for tokens in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    mask = torch.zeros(len(batch), width, dtype=torch.long)
+    for i, tokens in enumerate(batch):
+        ids[i, : len(tokens)] = torch.tensor(tokens)
+        mask[i, : len(tokens)] = 1
+    return ids, mask
+
+
+def _additive(mask, dtype):
+    import torch
+
+    return ((1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min).to(dtype)
+
+
+def sentence_members(offsets: list[tuple[int, int]], sentences: list[tuple[int, int]]) -> np.ndarray:
+    """(sentences, tokens) 0/1: which passage tokens lie inside each sentence."""
+    members = np.zeros((len(sentences), len(offsets)), dtype=np.float32)
+    for t, (start, end) in enumerate(offsets):
+        if end <= 0:
+            continue
+        for s, (a, b) in enumerate(sentences):
+            if start < b and end > a:
+                members[s, t] = 1.0
+    return members
+
+
+def weights_fingerprint(weights: Path = WEIGHTS) -> str:
+    """"reader@<hash>" of a weights file, or "" when there is none (recorded in the index build info)."""
+    path = Path(weights)
+    return "reader@" + hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else ""
+
+
+class Reader:
+    """The trained reader over a loaded embedder (the same base model it was trained over)."""
+
+    def __init__(self, embedder: Embedder, weights: Path = WEIGHTS) -> None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        if not Path(weights).is_file():
+            raise EmbedderError(f"the reader's weights {weights} are missing: train them with eval/train_reader.py")
+        with safe_open(str(weights), "pt") as handle:
+            metadata = handle.metadata() or {}
+        trained_over = metadata.get("embedder")
+        if trained_over != embedder.fingerprint:
+            raise EmbedderError(
+                f"the reader {weights} was trained over embedder {trained_over}, but the loaded one is "
+                f"{embedder.fingerprint}: retrain it with eval/train_reader.py"
+            )
+        self.embedder = embedder
+        # Per question language ({"ar": .., "en": ..}); older weights hold one number for both.
+        chosen = json.loads(metadata["threshold"])
+        self.thresholds = chosen if isinstance(chosen, dict) else {"ar": float(chosen), "en": float(chosen)}
+        self.rank_weight = float(metadata.get("gamma", 0.0))
+        self.info = json.loads(metadata.get("info", "{}"))
+        self.fingerprint = weights_fingerprint(weights)
+        self.network = build_network(embedder.backbone, int(metadata.get("lower", LOWER)))
+        state = {name: tensor.float() for name, tensor in load_file(str(weights)).items()}
+        self.network.load_state_dict(state)
+        self.network.eval()
+
+    def read(
+        self,
+        question: str,
+        query_vector: np.ndarray,
+        passages: list[tuple[str, list[tuple[int, int, np.ndarray]] | None]],
+    ) -> list[PassageReading]:
+        """Read each passage (text, its stored sentence (start, end, vector)s relative to the text, or None)."""
+        import torch
+
+        if not passages:
+            return []
+        from .embedder import _one_torch_thread
+
+        sentences, vectors = [], []
+        for text, stored in passages:
+            if stored:
+                sentences.append([(s, e) for s, e, _ in stored])
+                vectors.append(np.stack([v for _, _, v in stored]))
+            else:
+                sentences.append(split_sentences(text) or [(0, len(text))])
+                vectors.append(None)
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        if missing:
+            _, pieces = self.embedder.embed_passages_with_spans([passages[i][0] for i in missing],
+                                                                [sentences[i] for i in missing])
+            for i, piece in zip(missing, pieces, strict=True):
+                vectors[i] = piece
+        question_terms = set(search_terms(question))
+        q_ids, _ = self.embedder.model_input(question, "query", MAX_QUESTION_TOKENS)
+        prepared = [self.embedder.model_input(text, "passage", MAX_PASSAGE_TOKENS) for text, _ in passages]
+        with torch.inference_mode(), _one_torch_thread():
+            lower = self.network.lower([q_ids] + [ids for ids, _ in prepared])
+            q_state, p_states = lower[0], lower[1:]
+            outputs = self.network([q_state] * len(p_states), p_states)
+            readings = []
+            for (text, _), (ids, offsets), spans, vecs, (tokens, first) in zip(
+                passages, prepared, sentences, vectors, outputs, strict=True
+            ):
+                features = sentence_features(question_terms, vecs @ query_vector, [text[a:b] for a, b in spans])
+                members = sentence_members(offsets, spans)
+                logits = self.network.sentence_logits(
+                    tokens, first, torch.from_numpy(members), torch.from_numpy(features)
+                ).numpy()
+                # A sentence cut off by the token limit has no tokens: it keeps only its features' verdict.
+                best = int(np.argmax(logits))
+                start_logits, end_logits = (x.numpy() for x in self.network.span_logits(tokens))
+                answer, answer_score = best_span(offsets, members[best], start_logits, end_logits)
+                readings.append(PassageReading(spans, logits.astype(np.float32), answer, answer_score))
+        return readings
+
+
+    def threshold(self, language: str) -> float:
+        """The logit below which a passage does not answer a question in `language` (chosen on dev)."""
+        return float(self.thresholds.get(language, max(self.thresholds.values())))
+
+    def rerank_scores(self, readings: list[PassageReading]) -> list[float]:
+        """A passage's reranking score: its best sentence logit, less a weight (chosen on the training
+        script's dev articles) on its retrieval rank, which still carries evidence the reader lacks."""
+        return [reading.best - self.rank_weight * float(np.log2(2 + rank)) for rank, reading in enumerate(readings)]
+
+
+def best_span(offsets, inside: np.ndarray, start_logits: np.ndarray, end_logits: np.ndarray):
+    """The best (start, end) character span over tokens inside the chosen sentence, and its logit sum."""
+    positions = np.flatnonzero(inside > 0)
+    if not len(positions):
+        return None, float("-inf")
+    best, where = float("-inf"), None
+    for i in positions:
+        for j in positions[(positions >= i) & (positions < i + MAX_ANSWER_TOKENS)]:
+            score = float(start_logits[i] + end_logits[j])
+            if score > best:
+                best, where = score, (offsets[i][0], offsets[j][1])
+    return where, best
+
+
+_readers: dict[tuple[int, str], Reader] = {}
+_lock = threading.Lock()
+
+
+def load_reader(embedder: Embedder, weights: Path = WEIGHTS) -> Reader:
+    """One shared Reader per (embedder, weights file)."""
+    key = (id(embedder), str(Path(weights).resolve()))
+    with _lock:
+        if key not in _readers:
+            _readers[key] = Reader(embedder, weights)
+        return _readers[key]
