@@ -1,6 +1,12 @@
 """The extractive answerer (default, offline, no LLM): quote the sentence(s) that answer the question.
 
-Each sentence of the retrieved passages is scored by the multilingual embedder against the question
+`answer_from_readings` is the default: the trained reader (reader.py) has scored every sentence of the
+top passages; the best sentence is quoted, led by the reader's short answer when it found one, and when
+no sentence reaches the reader's calibrated threshold the answer says plainly that the articles do not say.
+
+`answer_extractively` is the bi-encoder answerer the reader replaced, kept for `reader = false` (another
+embedding model, which the reader was not trained over) and as the baseline the benchmarks compare with:
+each sentence of the retrieved passages is scored by the multilingual embedder against the question
 (works across languages), plus the share of the question's Arabic search terms it contains (sharpens
 Arabic questions), plus a small bonus for the passage's rank, plus a bonus when the sentence holds the kind
 of answer the question asks for (a number for "how many / كم", a date or time for "when / متى"). When even
@@ -15,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .embedder import Embedder
-from .text import detect_language, search_terms, split_sentences
+from .reader import PassageReading, Reader
+from .text import ascii_digits, detect_language, search_terms, split_sentences
 from .types import Answer, Citation, Hit
 
 # Per question language: a cross-lingual match (English question, Arabic sentence) scores lower.
@@ -25,6 +32,9 @@ SECOND_QUOTE_WITHIN = 0.015  # a second quote only when it scores almost as well
 LEXICAL_WEIGHT = 0.12
 RANK_WEIGHT = 0.02
 MAX_QUOTES = 2
+# The reader's second quote: only a sentence whose reranked logit is within this of the first one's.
+READER_SECOND_QUOTE_WITHIN = 0.5
+SHORT_ANSWER_MAX_SHARE = 0.7  # a "short answer" nearly as long as its sentence adds nothing
 ANSWER_TYPE_WEIGHT = 0.03
 
 # What a question asks for, and what a sentence holding such an answer contains.
@@ -129,6 +139,56 @@ def answer_extractively(
     )
 
 
+def answer_from_readings(
+    question: str, language: str, hits: list[Hit], readings: list[PassageReading], reader: Reader
+) -> Answer:
+    """Quote the sentence(s) the reader ranks best over `hits` (readings[i] reads hits[i], in retrieval
+    order), or decline when none reaches its threshold."""
+    candidates: list[tuple[float, float, Candidate]] = []  # (reranked, raw logit, candidate)
+    for hit, reading, passage_score in zip(hits, readings, reader.rerank_scores(readings)):
+        for (start, end), logit in zip(reading.sentences, reading.scores, strict=True):
+            reranked = float(logit) - reading.best + passage_score
+            candidates.append((reranked, float(logit), Candidate(hit, hit.start + start, hit.start + end,
+                                                                 hit.text[start:end], float(logit))))
+    threshold = reader.threshold(language)
+    if not candidates or max(raw for _, raw, _ in candidates) < threshold:
+        return Answer(NO_ANSWER[language], has_answer=False, language=language, mode="extractive", question=question)
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    top_reranked, _, top = candidates[0]
+    chosen = [top]
+    for reranked, raw, candidate in candidates[1:]:
+        if len(chosen) == MAX_QUOTES or reranked < top_reranked - READER_SECOND_QUOTE_WITHIN:
+            break
+        if raw >= threshold and all(_distinct(candidate, other) for other in chosen):
+            chosen.append(candidate)
+    citations = [citation_for(n, c.hit, c.start, c.end, c.score) for n, c in enumerate(chosen, start=1)]
+    reading = readings[hits.index(top.hit)]
+    short = short_answer(top, reading)
+    return Answer(
+        compose(language, citations, short), has_answer=True, language=language, mode="extractive",
+        citations=citations, question=question, short_answer=short,
+    )
+
+
+def short_answer(chosen: Candidate, reading: PassageReading) -> str:
+    """The reader's answer span when it lies in the quoted sentence and is clearly shorter, widened to
+    whole words (the model's tokens are word pieces)."""
+    if reading.answer is None:
+        return ""
+    text, offset = chosen.hit.text, chosen.hit.start
+    start, end = reading.answer
+    if start < chosen.start - offset or end > chosen.end - offset or end <= start:
+        return ""
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    span = text[start:end].strip(" \t\n،,.:;؛«»\"'()")
+    if not span or len(span) > SHORT_ANSWER_MAX_SHARE * len(chosen.text):
+        return ""
+    return span
+
+
 def _distinct(a: Candidate, b: Candidate) -> bool:
     same_article = a.hit.article_id == b.hit.article_id
     return not (same_article and a.start < b.end and b.start < a.end) and a.text != b.text
@@ -151,8 +211,9 @@ def citation_for(n: int, hit: Hit, start: int, end: int, score: float) -> Citati
     )
 
 
-def compose(language: str, citations: list[Citation]) -> str:
-    """The answer text: the quotes verbatim, each followed by its [n]; English gets a framing sentence."""
+def compose(language: str, citations: list[Citation], short: str = "") -> str:
+    """The answer text: the quotes verbatim, each followed by its [n]. English gets a framing sentence,
+    led by the short answer (Western digits) when there is one."""
     quotes = " ".join(f"«{c.quote}» [{c.n}]" for c in citations)
     if language == "ar":
         return quotes
@@ -160,4 +221,5 @@ def compose(language: str, citations: list[Citation]) -> str:
     papers = first.sources
     where = " and ".join([", ".join(papers[:-1]), papers[-1]] if len(papers) > 1 else papers) or "the article"
     when = f" ({first.date})" if first.date else ""
-    return f"According to {where}{when}, quoted in Arabic: {quotes}"
+    lead = f"In short: {ascii_digits(short)} [1]. " if short else ""
+    return f"{lead}According to {where}{when}, quoted in Arabic: {quotes}"

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard for a copy.")
 
     k: int = Field(5, ge=1, le=50, description="Passages given to the answerer.")
+    reader: bool = Field(
+        True, description="Rerank and answer with the trained reader (false: the bi-encoder answerer, e.g. for "
+        "another embedding model, which the reader was not trained over).",
+    )
     mode: Literal["extractive", "llm"] = "extractive"
     llm_base_url: str = Field("", description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1.")
     llm_model: str = Field("", description="Model name sent to the endpoint.")

@@ -91,6 +91,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     question: str = ""
     standalone_question: str = ""  # the question after resolving a follow-up against the history
+    short_answer: str = ""  # the reader's short answer (a name, number, date) inside the first quote
     notice: str = ""  # e.g. why an LLM answer fell back to the extractive one
     timings: dict[str, float] = field(default_factory=dict)
 

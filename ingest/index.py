@@ -23,6 +23,7 @@ import numpy as np
 
 from assistant.embedder import Embedder, load_embedder
 from assistant.locking import writer_lock
+from assistant.reader import weights_fingerprint
 from assistant.settings import Settings
 from assistant.store import ArticleRecord, Store, chunk_id, chunk_metadata, parse_chunk_id, server_errors
 from assistant.text import NORMALISATION_VERSION
@@ -80,6 +81,8 @@ def build_info(settings: Settings, embedder: Embedder) -> dict:
         "normalisation_version": NORMALISATION_VERSION,
         "chunk_max_tokens": settings.chunk_max_tokens,
         "chunk_overlap_sentences": settings.chunk_overlap_sentences,
+        # Informational (not checked): the index does not depend on the reader, but an answer does.
+        "reader_fingerprint": weights_fingerprint() if settings.reader else "",
     }
 
 
