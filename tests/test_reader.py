@@ -1,0 +1,90 @@
+"""The trained reader: the shipped weights over the real embedder, on passages it never saw in training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+from assistant.errors import EmbedderError
+from assistant.reader import WEIGHTS, Reader, load_reader
+
+# An on-topic passage whose lead sentence does not answer: the answer sits in the last sentence.
+PASSAGE = (
+    "أعلنت وزارة الصحة اليوم عن خطة جديدة لتطوير المستشفيات الحكومية في المنطقة الشرقية. "
+    "وقال المتحدث باسم الوزارة إن الخطة تهدف إلى تحسين الخدمات المقدمة للمرضى. "
+    "وأوضح أن تنفيذ الخطة سيبدأ في شهر مارس المقبل بتكلفة تبلغ 300 مليون ريال."
+)
+LAST = 2
+
+
+@pytest.fixture(scope="module")
+def reader(embedder):
+    return load_reader(embedder)
+
+
+def _read(reader, question):
+    vector = reader.embedder.embed_query(question)
+    return reader.read(question, vector, [(PASSAGE, None)])[0]
+
+
+@pytest.mark.parametrize("question", [
+    "متى سيبدأ تنفيذ خطة وزارة الصحة؟",
+    "When will the health ministry's plan start?",
+    "كم تبلغ تكلفة خطة تطوير المستشفيات؟",
+    "How much will the hospitals plan cost?",
+])
+def test_the_answering_sentence_beats_the_lead(reader, question):
+    reading = _read(reader, question)
+    assert [PASSAGE[s:e] for s, e in reading.sentences][LAST].startswith("وأوضح")
+    assert int(np.argmax(reading.scores)) == LAST, reading.scores
+    assert reading.best >= reader.threshold("en" if question.isascii() else "ar")
+
+
+def test_the_short_answer_is_inside_the_answering_sentence(reader):
+    reading = _read(reader, "كم تبلغ تكلفة خطة تطوير المستشفيات؟")
+    start, end = reading.answer
+    sentence_start, sentence_end = reading.sentences[LAST]
+    assert sentence_start <= start < end <= sentence_end
+    assert "300" in PASSAGE[start:end] or "مليون" in PASSAGE[start:end]
+
+
+@pytest.mark.parametrize("question", ["Who won the 2022 World Cup?", "من فاز بكأس العالم 2022؟"])
+def test_an_unrelated_question_is_below_the_threshold(reader, question):
+    assert _read(reader, question).best < reader.threshold("en" if question.isascii() else "ar")
+
+
+def test_weights_for_another_embedder_are_refused(embedder, tmp_path):
+    other = tmp_path / "reader.safetensors"
+    save_file(load_file(str(WEIGHTS)), str(other), metadata={"embedder": "someone-else@0000", "threshold": "0"})
+    with pytest.raises(EmbedderError, match=r"trained over embedder someone-else@0000.*train_reader\.py"):
+        Reader(embedder, other)
+
+
+def test_missing_weights_say_how_to_make_them(embedder, tmp_path):
+    with pytest.raises(EmbedderError, match=r"missing: train them with eval/train_reader\.py"):
+        Reader(embedder, tmp_path / "none.safetensors")
+
+
+def test_retrieve_returns_the_reader_order(sample_assistant):
+    question = "What did the chief of staff order about unregistered vehicles?"
+    hits = sample_assistant.retrieve(question, k=5)
+    vector = sample_assistant.embedder.embed_query(question)
+    unranked = sample_assistant.retriever.retrieve(question, 5, query_vector=vector)
+    readings = sample_assistant.reader.read(question, vector, [(h.text, None) for h in unranked])
+    scores = sample_assistant.reader.rerank_scores(readings)
+    expected = [unranked[i].chunk_id for i in sorted(range(len(unranked)), key=lambda i: -scores[i])]
+    assert [h.chunk_id for h in hits] == expected
+    assert hits[0].article_id == "benghazi-security-meeting.txt"
+
+
+def test_english_answer_leads_with_the_short_answer_in_western_digits():
+    from assistant.extractive import compose
+    from assistant.types import Citation
+
+    quote = "وأوضح أن تنفيذ الخطة سيبدأ في شهر مارس المقبل بتكلفة تبلغ ٣٠٠ مليون ريال."
+    citation = Citation(1, "a1", "t", quote, 0, len(quote), sources=["okaz"], date="2015-08-01")
+    text = compose("en", [citation], "٣٠٠ مليون ريال")
+    assert text.startswith("In short: 300 مليون ريال [1]. According to okaz (2015-08-01), quoted in Arabic: «")
+    assert text.endswith(f"«{quote}» [1]")  # the quote itself stays verbatim
+    assert compose("ar", [citation], "٣٠٠ مليون ريال") == f"«{quote}» [1]"
