@@ -195,16 +195,24 @@ def _run_ask(args) -> int:
 
 
 def _print_answer(answer) -> None:
-    from .display import isolate_for_terminal
-
-    print(isolate_for_terminal(answer.text, answer.language))
+    _print_line(answer.text, answer.language)
     if answer.notice:
         print(f"({answer.notice})")
     for c in answer.citations:
         where = " ".join(part for part in (", ".join(c.sources), c.date) if part)
         title = c.title if len(c.title) <= 90 else c.title[:89] + "…"
         line = f"[{c.n}] {title}" + (f" — {where}" if where else "") + f" — {c.urls[0] if c.urls else c.article_id}"
-        print(isolate_for_terminal(line))
+        _print_line(line)
+
+
+def _print_line(line: str, language: str | None = None) -> None:
+    """Print a line; on a terminal, Arabic goes in bidi isolates (URLs excepted). A pipe or a file gets the
+    text as it is: there the isolates would be invisible junk in the data."""
+    if sys.stdout.isatty():
+        from .display import isolate_for_terminal
+
+        line = isolate_for_terminal(line, language)
+    print(line)
 
 
 def _run_retrieve(args) -> int:
@@ -212,11 +220,9 @@ def _run_retrieve(args) -> int:
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return 0
-    from .display import isolate_for_terminal
-
     for rank, hit in enumerate(hits, start=1):
-        print(isolate_for_terminal(f"{rank}. {hit.score:.3f} {hit.title} ({', '.join(hit.sources)} {hit.date})"))
-        print(isolate_for_terminal("   " + hit.text[:300].replace("\n", " ")))
+        _print_line(f"{rank}. {hit.score:.3f} {hit.title} ({', '.join(hit.sources)} {hit.date})")
+        _print_line("   " + hit.text[:300].replace("\n", " "))
     return 0
 
 
