@@ -2,7 +2,8 @@
 
 The CLI and the UI are the two adapters that sit above both `assistant` and `ingest`; they import the
 ingest pipeline lazily, and nothing else in `assistant` imports `ingest`.
-Errors print as one line on stderr with exit status 1; set ISNAD_DEBUG=1 to see the traceback.
+Errors print as one line on stderr with exit status 1; set ISNAD_DEBUG=1 to see the traceback. Ctrl-C prints
+one line and exits 130; a closed pipe (`isnad ... | head`) ends it quietly with 141, like SIGPIPE would.
 """
 
 from __future__ import annotations
@@ -28,6 +29,24 @@ DELEGATED = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            sys.stdout.flush()  # a reader that went away shows up here, not as a traceback at exit
+    except BrokenPipeError:
+        # `isnad ask ... --json | head -c 100`: the reader has what it wanted. As the Python docs advise,
+        # point stdout at devnull so that the interpreter's last flush cannot fail, and exit as a program
+        # killed by SIGPIPE would (128 + 13), without a word.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(argv: list[str]) -> int:
     parser = _parser()
     try:
         if argv and argv[0] in DELEGATED:
@@ -40,9 +59,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         return args.run(args) or 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except IsnadError as exc:
         if os.environ.get("ISNAD_DEBUG"):
             raise
@@ -186,7 +202,8 @@ def _assistant(args):
 
 
 def _run_ask(args) -> int:
-    answer = _assistant(args).ask(_question(args.question), filters=_filters(args), mode=args.mode, k=args.k)
+    question = _question(args.question)  # read before the model loads: `isnad ask -` waits on its input first
+    answer = _assistant(args).ask(question, filters=_filters(args), mode=args.mode, k=args.k)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
