@@ -18,6 +18,8 @@ from pathlib import Path
 from .errors import IsnadError
 from .settings import Settings
 
+INGEST_SKIPPED = 3  # exit status of `isnad ingest` when some inputs were skipped (1 is an error)
+
 # Subcommands with their own parsers live beside the code they drive: (module, function).
 DELEGATED = {
     "ui": ("assistant.ui", "main_ui", "serve the chat web UI"),
@@ -84,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--embed-model", help="embedding model (default intfloat/multilingual-e5-small)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    ingest = sub.add_parser("ingest", parents=[common], help="add articles to the index")
+    ingest = sub.add_parser(
+        "ingest", parents=[common], help="add articles to the index",
+        epilog="Exit status: 0 when every input was ingested, 3 when some were skipped (each is listed with its "
+        "reason; the rest is indexed), 1 on an error.",
+    )
     ingest.add_argument("paths", nargs="*", help="files, directories or zip archives")
     ingest.add_argument("--sample", action="store_true", help="ingest the bundled sample corpus")
     ingest.add_argument("--prune", action="store_true", help="remove articles no longer in the input")
@@ -128,9 +134,10 @@ def _run_ingest(args) -> int:
         raise IsnadError("nothing to ingest: give files, directories or zip archives, or --sample")
     settings = _settings(args)
     report = ingest(paths, settings, prune=args.prune, progress=_ProgressLine())
+    status = INGEST_SKIPPED if report.skipped else 0  # a script sees that some input did not make it in
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
-        return 0
+        return status
     print(
         f"{report.articles_new} new, {report.articles_updated} updated, {report.articles_unchanged} unchanged, "
         f"{report.duplicates} duplicates, {report.articles_removed} removed; {report.chunks_added} chunks "
@@ -140,7 +147,7 @@ def _run_ingest(args) -> int:
         print(f"cleaned up {report.repaired} leftovers of an interrupted ingest")
     for item in report.skipped:
         print(f"skipped {item['path']}: {item['reason']}")
-    return 0
+    return status
 
 
 class _ProgressLine:
