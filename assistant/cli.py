@@ -2,7 +2,8 @@
 
 The CLI and the UI are the two adapters that sit above both `assistant` and `ingest`; they import the
 ingest pipeline lazily, and nothing else in `assistant` imports `ingest`.
-Errors print as one line on stderr with exit status 1; set ISNAD_DEBUG=1 to see the traceback.
+Errors print as one line on stderr with exit status 1; set ISNAD_DEBUG=1 to see the traceback. Ctrl-C prints
+one line and exits 130; a closed pipe (`isnad ... | head`) ends it quietly with 141, like SIGPIPE would.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from .errors import IsnadError
 from .settings import Settings
 
+INGEST_SKIPPED = 3  # exit status of `isnad ingest` when some inputs were skipped (1 is an error)
+
 # Subcommands with their own parsers live beside the code they drive: (module, function).
 DELEGATED = {
     "ui": ("assistant.ui", "main_ui", "serve the chat web UI"),
@@ -28,6 +31,24 @@ DELEGATED = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            sys.stdout.flush()  # a reader that went away shows up here, not as a traceback at exit
+    except BrokenPipeError:
+        # `isnad ask ... --json | head -c 100`: the reader has what it wanted. As the Python docs advise,
+        # point stdout at devnull so that the interpreter's last flush cannot fail, and exit as a program
+        # killed by SIGPIPE would (128 + 13), without a word.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(argv: list[str]) -> int:
     parser = _parser()
     try:
         if argv and argv[0] in DELEGATED:
@@ -40,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         return args.run(args) or 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except IsnadError as exc:
         if os.environ.get("ISNAD_DEBUG"):
             raise
@@ -68,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--embed-model", help="embedding model (default intfloat/multilingual-e5-small)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    ingest = sub.add_parser("ingest", parents=[common], help="add articles to the index")
+    ingest = sub.add_parser(
+        "ingest", parents=[common], help="add articles to the index",
+        epilog="Exit status: 0 when every input was ingested, 3 when some were skipped (each is listed with its "
+        "reason; the rest is indexed), 1 on an error.",
+    )
     ingest.add_argument("paths", nargs="*", help="files, directories or zip archives")
     ingest.add_argument("--sample", action="store_true", help="ingest the bundled sample corpus")
     ingest.add_argument("--prune", action="store_true", help="remove articles no longer in the input")
@@ -112,9 +134,10 @@ def _run_ingest(args) -> int:
         raise IsnadError("nothing to ingest: give files, directories or zip archives, or --sample")
     settings = _settings(args)
     report = ingest(paths, settings, prune=args.prune, progress=_ProgressLine())
+    status = INGEST_SKIPPED if report.skipped else 0  # a script sees that some input did not make it in
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
-        return 0
+        return status
     print(
         f"{report.articles_new} new, {report.articles_updated} updated, {report.articles_unchanged} unchanged, "
         f"{report.duplicates} duplicates, {report.articles_removed} removed; {report.chunks_added} chunks "
@@ -124,7 +147,7 @@ def _run_ingest(args) -> int:
         print(f"cleaned up {report.repaired} leftovers of an interrupted ingest")
     for item in report.skipped:
         print(f"skipped {item['path']}: {item['reason']}")
-    return 0
+    return status
 
 
 class _ProgressLine:
@@ -186,7 +209,8 @@ def _assistant(args):
 
 
 def _run_ask(args) -> int:
-    answer = _assistant(args).ask(_question(args.question), filters=_filters(args), mode=args.mode, k=args.k)
+    question = _question(args.question)  # read before the model loads: `isnad ask -` waits on its input first
+    answer = _assistant(args).ask(question, filters=_filters(args), mode=args.mode, k=args.k)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -195,16 +219,24 @@ def _run_ask(args) -> int:
 
 
 def _print_answer(answer) -> None:
-    from .display import isolate_for_terminal
-
-    print(isolate_for_terminal(answer.text, answer.language))
+    _print_line(answer.text, answer.language)
     if answer.notice:
         print(f"({answer.notice})")
     for c in answer.citations:
         where = " ".join(part for part in (", ".join(c.sources), c.date) if part)
         title = c.title if len(c.title) <= 90 else c.title[:89] + "…"
         line = f"[{c.n}] {title}" + (f" — {where}" if where else "") + f" — {c.urls[0] if c.urls else c.article_id}"
-        print(isolate_for_terminal(line))
+        _print_line(line)
+
+
+def _print_line(line: str, language: str | None = None) -> None:
+    """Print a line; on a terminal, Arabic goes in bidi isolates (URLs excepted). A pipe or a file gets the
+    text as it is: there the isolates would be invisible junk in the data."""
+    if sys.stdout.isatty():
+        from .display import isolate_for_terminal
+
+        line = isolate_for_terminal(line, language)
+    print(line)
 
 
 def _run_retrieve(args) -> int:
@@ -212,11 +244,9 @@ def _run_retrieve(args) -> int:
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return 0
-    from .display import isolate_for_terminal
-
     for rank, hit in enumerate(hits, start=1):
-        print(isolate_for_terminal(f"{rank}. {hit.score:.3f} {hit.title} ({', '.join(hit.sources)} {hit.date})"))
-        print(isolate_for_terminal("   " + hit.text[:300].replace("\n", " ")))
+        _print_line(f"{rank}. {hit.score:.3f} {hit.title} ({', '.join(hit.sources)} {hit.date})")
+        _print_line("   " + hit.text[:300].replace("\n", " "))
     return 0
 
 

@@ -9,11 +9,13 @@ and the default theme's fonts are served locally.
 from __future__ import annotations
 
 import argparse
+import errno
 import html
 import logging
 import os
 import queue
 import re
+import socket
 import sys
 import threading
 import time
@@ -29,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr  # noqa: E402
 
 from .display import FSI, PDI, isolate_ltr_runs  # noqa: E402
-from .errors import IndexLocked, IndexNotFound, IsnadError  # noqa: E402
+from .errors import ConfigError, IndexLocked, IndexNotFound, IsnadError  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .text import detect_language  # noqa: E402
 from .types import CITATION_MARKER, Answer, Citation  # noqa: E402
@@ -613,9 +615,34 @@ def launch_options() -> dict[str, Any]:
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 4,
           *, block: bool = True, assistant=None) -> gr.Blocks:
     """Serve the UI on http://host:port. With `block=False` it returns the running app (`.close()` it)."""
+    check_port_free(host, port)  # before the app is built: a busy port fails in a second, not after the model loads
     demo = build_app(settings, concurrency=concurrency, assistant=assistant)
-    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, **launch_options())
+    try:
+        demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, **launch_options())
+    except OSError as exc:  # taken between the check and the launch; gradio says "Cannot find empty port"
+        if "empty port" not in str(exc):
+            raise
+        raise ConfigError(_port_in_use(port)) from None
     return demo
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ConfigError with one clear line when nothing could listen on host:port (port 0 picks a free one)."""
+    if port == 0:
+        return
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+            probe.bind((host, port))
+    except OSError as exc:
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            raise ConfigError(_port_in_use(port)) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}: pass --host or --port") from None
+
+
+def _port_in_use(port: int) -> str:
+    return f"port {port} is in use: pass --port N or stop the other server"
 
 
 def main_ui(argv: list[str] | None = None) -> int:
@@ -638,6 +665,7 @@ def main_ui(argv: list[str] | None = None) -> int:
             args.config, data_dir=args.data_dir, chroma_url=args.chroma_url, collection=args.collection,
             embed_model=args.embed_model,
         )
+        check_port_free(args.host, args.port)
         print(f"Isnad UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
         serve(settings, args.host, args.port, args.concurrency)
     except IsnadError as exc:

@@ -108,6 +108,24 @@ def test_bad_input_is_skipped_and_nothing_stored_is_lost(tmp_path, embedder):
     assert consistent(settings) == before
 
 
+def test_ingest_exits_3_when_something_was_skipped(tmp_path, embedder, capsys):
+    """A script must see that input went missing: 3 with a skipped file (the good one still indexed), 0 without."""
+    from assistant.cli import main
+
+    corpus = tmp_path / "in"
+    corpus.mkdir()
+    (corpus / "security.txt").write_text(STORIES["security.txt"], encoding="utf-8")
+    (corpus / "image.png").write_bytes(b"\x89PNG\r\n")
+    command = ["ingest", str(corpus), "--data-dir", str(tmp_path / "data"), "--json"]
+    assert main(command) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["articles_new"] == 1 and [Path(s["path"]).name for s in report["skipped"]] == ["image.png"]
+
+    (corpus / "image.png").unlink()
+    assert main(command) == 0
+    assert json.loads(capsys.readouterr().out)["articles_unchanged"] == 1
+
+
 def test_index_records_its_build_and_refuses_another(tmp_path, embedder):
     corpus = write_corpus(tmp_path / "in")
     settings = Settings(data_dir=tmp_path / "data")
