@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
+from . import smalltalk
 from .conversation import condense_heuristically, looks_like_follow_up, user_questions
 from .embedder import load_embedder
 from .errors import EmbedderError, IndexMismatch, IsnadError, LLMError
@@ -118,6 +119,12 @@ class Assistant:
         notice = ""
         if mode == "llm" and not self.settings.llm_configured:
             mode, notice = "extractive", "No LLM endpoint is configured; showing the extractive answer."
+        if not user_questions(history) and (chat := smalltalk.reply(question, language)) is not None:
+            # A greeting or a request no article answers: say what Isnad answers, never quote a passage.
+            yield chat
+            yield Answer(chat, False, language, mode, question=question, standalone_question=question,
+                         timings={"total": round(time.perf_counter() - started, 4)})
+            return
 
         clock = time.perf_counter()
         standalone = self._standalone(question, history, language, mode)

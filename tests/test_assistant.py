@@ -101,3 +101,11 @@ def test_cli_ask_json_and_retrieve(sample_settings, capsys):
     assert len(hits) == 3 and hits[0]["article_id"] == SEED
     assert main(["ask", "  ", "--data-dir", str(sample_settings.data_dir)]) == 1
     assert capsys.readouterr().err.startswith("isnad: error: the question is empty")
+
+
+@pytest.mark.parametrize("message,language", [("hello", "en"), ("Tell me a joke", "en"), ("مرحبا", "ar"),
+                                              ("<script>alert(1)</script>", "en")])
+def test_small_talk_gets_a_reply_not_a_quote(sample_assistant, message, language):
+    answer = sample_assistant.ask(message)
+    assert not answer.has_answer and not answer.citations and answer.language == language
+    assert ("chief of staff" if language == "en" else "رئيس الأركان") in answer.text  # the example question
