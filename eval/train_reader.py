@@ -15,9 +15,10 @@ lack the answer (near misses: what our unanswerable questions look like) and the
 another article. Losses: each sentence "answers / does not" (binary), the gold sentence against every
 other sentence of the four passages (softmax), and the answer's start and end tokens (softmax).
 
-Chosen on the dev articles and stored with the weights: the abstention threshold (best balanced accuracy
-between a question's best reading with its gold paragraph and with the gold paragraph removed) and the
-weight of the retrieval rank in the reranking score. The test articles' numbers go in the metadata and the
+Chosen on the dev articles and stored with the weights: the abstention threshold per question language
+(the highest that declines at most 10% of dev questions read with their gold paragraph; the same questions
+with the gold paragraph removed measure what it declines) and the weight of the retrieval rank in the
+reranking score. The test articles' numbers go in the metadata and the
 eval README. Measured on this 2-core machine: about 25 minutes for 2 epochs (cache of the frozen layers
 ~1 min, ~9 min per epoch, evaluations ~1 min each). Same seed, same numbers within thread-scheduling noise.
 """
@@ -55,6 +56,7 @@ from ingest.chunk import chunk_spans  # noqa: E402
 
 SEED = 13
 SPLITS = {"xquad": (30, 6, 12), "arcd": (60, 8, 10)}
+MAX_ANSWERABLE_DECLINED = 0.10  # on dev (the eval asks <= 0.05 on news; dev "answerable" includes misses of the top 8)
 CANDIDATES = 8  # passages read per question at evaluation (dense top-8, as the product reads its top hits)
 
 
@@ -291,7 +293,7 @@ def metrics(rows, passages, gamma: float, threshold: dict[str, float] | None = N
 
 def choose(rows, passages) -> tuple[float, dict[str, float]]:
     """(gamma, threshold per question language) on dev: gamma for reranked hit@1 (both languages), each
-    threshold for balanced accuracy (an English question over Arabic text scores lower than an Arabic one)."""
+    threshold at the operating point below (an English question over Arabic text scores lower)."""
     best_gamma, best = 0.0, -1.0
     for gamma in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0):
         m = metrics(rows, passages, gamma)
@@ -302,10 +304,9 @@ def choose(rows, passages) -> tuple[float, dict[str, float]]:
     for language in ("ar", "en"):
         mine = [r for r in rows if r[0].language == language]
         a = np.array([max(float(r[3][i].max()) for i in r[1]) for r in mine])
-        u = np.array([max(float(r[3][i].max()) for i in r[2]) for r in mine])
-        grid = np.unique(np.round(np.concatenate([a, u]), 3))
-        balanced = [((a >= t).mean() + (u < t).mean()) / 2 for t in grid]
-        thresholds[language] = float(grid[int(np.argmax(balanced))])
+        # The operating point: decline as much as possible while declining at most
+        # MAX_ANSWERABLE_DECLINED of the answerable questions (a wrong "not said" costs a real answer).
+        thresholds[language] = float(np.quantile(a, MAX_ANSWERABLE_DECLINED))
     return best_gamma, thresholds
 
 
