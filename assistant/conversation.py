@@ -39,10 +39,19 @@ def looks_like_follow_up(question: str) -> bool:
     return bool(pattern.search(question.strip()))
 
 
+MAX_CONTEXT_WORDS = 30
+
+
 def condense_heuristically(question: str, history: Sequence[Any] | None) -> str:
-    """Without an LLM: a follow-up is searched together with the previous question, which carries the
-    topic ("the chief of staff", "unregistered vehicles") the follow-up leaves out."""
+    """Without an LLM: a follow-up is searched together with the question it follows, which carries the
+    topic ("the chief of staff", "unregistered vehicles") the follow-up leaves out. When that question was
+    itself a follow-up, the one it followed comes too (a chain of "and where?", "and when?" keeps its
+    topic), in whatever language each was asked: the embedder is multilingual."""
     previous = user_questions(history)
     if not previous or not looks_like_follow_up(question):
         return question
-    return f"{question} ({previous[-1]})"
+    context = ""
+    for earlier in previous:
+        context = f"{earlier} {context}" if context and looks_like_follow_up(earlier) else earlier
+    kept = context.split()[:MAX_CONTEXT_WORDS]
+    return f"{question} ({' '.join(kept)})"

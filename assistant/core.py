@@ -137,7 +137,10 @@ class Assistant:
                 standalone, k or self.settings.k, filters, timings=timings, query_vector=query_vector
             )
         clock = time.perf_counter()
-        hits, readings = self._read(standalone, query_vector, hits)
+        # Retrieval searched the follow-up with its context; the reader reads what was asked in this turn
+        # (the earlier question glued on would make it pick the earlier answer again).
+        read_vector = query_vector if standalone == question else self.embedder.embed_query(question)
+        hits, readings = self._read(question, read_vector, hits)
         if readings is not None:
             timings["read"] = time.perf_counter() - clock
 

@@ -164,11 +164,25 @@ def answer_from_readings(
             chosen.append(candidate)
     citations = [citation_for(n, c.hit, c.start, c.end, c.score) for n, c in enumerate(chosen, start=1)]
     reading = readings[hits.index(top.hit)]
-    short = short_answer(top, reading)
+    short = short_answer(top, reading) if asks_for_a_fact(question) else ""
     return Answer(
         compose(language, citations, short), has_answer=True, language=language, mode="extractive",
         citations=citations, question=question, short_answer=short,
     )
+
+
+# Questions whose answer is a name, number, date or place: the span head was trained on such answers
+# (XQuAD, ARCD) and its span for "what did he order" or "why" is a fragment, not an answer.
+_FACTOID = re.compile(
+    r"^\W*(and\s+)?(who|whom|whose|when|where|which|how (many|much|long|old|far)|what (year|date|day|time|"
+    r"percentage|number|share|price|name|country|city))\b|(^|\s)و?(من|متى|أين|اين|كم|بكم|أي|في أي|ما اسم)(\s|$)",
+    re.IGNORECASE,
+)
+SHORT_ANSWER_MAX_WORDS = 6
+
+
+def asks_for_a_fact(question: str) -> bool:
+    return bool(_FACTOID.search(question))
 
 
 def short_answer(chosen: Candidate, reading: PassageReading) -> str:
@@ -185,7 +199,7 @@ def short_answer(chosen: Candidate, reading: PassageReading) -> str:
     while end < len(text) and text[end].isalnum():
         end += 1
     span = text[start:end].strip(" \t\n،,.:;؛«»\"'()")
-    if not span or len(span) > SHORT_ANSWER_MAX_SHARE * len(chosen.text):
+    if not span or len(span) > SHORT_ANSWER_MAX_SHARE * len(chosen.text) or len(span.split()) > SHORT_ANSWER_MAX_WORDS:
         return ""
     return span
 
