@@ -10,7 +10,7 @@ from . import smalltalk
 from .conversation import condense_heuristically, looks_like_follow_up, user_questions
 from .embedder import load_embedder
 from .errors import EmbedderError, IndexMismatch, IsnadError, LLMError
-from .extractive import NO_ANSWER, answer_extractively, answer_from_readings
+from .extractive import NO_ANSWER, answer_extractively, answer_from_readings, score_sentences
 from .generative import condense_with_llm, messages_for, parse_answer, stream_completion
 from .reader import PassageReading, load_reader
 from .retrieval import Filters, Retriever
@@ -83,6 +83,8 @@ class Assistant:
             for hit in head
         ])
         scores = self.reader.rerank_scores(readings)
+        for reading, score in zip(readings, scores, strict=True):
+            reading.rerank = score
         order = sorted(range(len(head)), key=lambda i: -scores[i])
         return [head[i] for i in order] + hits[READ_PASSAGES:], [readings[i] for i in order]
 
@@ -173,7 +175,10 @@ class Assistant:
         if answer is None:
             clock = time.perf_counter()
             if readings is not None:
-                answer = answer_from_readings(standalone, language, hits[: len(readings)], readings, self.reader)
+                read = hits[: len(readings)]
+                stored = self.store.sentence_vectors([hit.chunk_id for hit in read])
+                prior = score_sentences(question, read_vector, read, self.embedder, stored)
+                answer = answer_from_readings(question, language, read, readings, self.reader, prior)
             else:
                 stored = self.store.sentence_vectors([hit.chunk_id for hit in hits])
                 answer = answer_extractively(standalone, query_vector, hits, self.embedder, language, stored=stored)
@@ -190,7 +195,7 @@ class Assistant:
     def _supported(self, citations, hits: list[Hit], readings: list[PassageReading], language: str) -> bool:
         """Some cited passage holds a sentence the reader scores as answering (an LLM claim on a passage
         that does not answer the question is the confident wrong answer we refuse to show)."""
-        best = {hit.chunk_id: reading.best for hit, reading in zip(hits, readings)}
+        best = {hit.chunk_id: reading.best for hit, reading in zip(hits, readings, strict=False)}
         cited = [hit.chunk_id for hit in hits if any(
             c.article_id == hit.article_id and hit.start <= c.start and c.end <= hit.end for c in citations)]
         return any(best.get(chunk_id, float("-inf")) >= self.reader.threshold(language) for chunk_id in cited)

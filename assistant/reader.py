@@ -62,6 +62,7 @@ class PassageReading:
     scores: np.ndarray
     answer: tuple[int, int] | None  # the short answer's offsets in the passage text, inside the best sentence
     answer_score: float
+    rerank: float = 0.0  # the passage's reranking score (Reader.rerank_scores), set when reranked
 
     @property
     def best(self) -> float:
@@ -110,7 +111,8 @@ def build_network(backbone: Any, lower: int = LOWER):
         def forward(self, questions: list[torch.Tensor], passages: list[torch.Tensor]):
             """Top layers over each (question, passage) pair; returns the passage token states and the
             question's first state, per pair."""
-            joined = [torch.cat([q + self.segment[0], p + self.segment[1]]) for q, p in zip(questions, passages)]
+            joined = [torch.cat([q + self.segment[0], p + self.segment[1]])
+                      for q, p in zip(questions, passages, strict=True)]
             width = max(len(j) for j in joined)
             states = torch.zeros(len(joined), width, joined[0].shape[-1], dtype=joined[0].dtype)
             mask = torch.zeros(len(joined), width, dtype=torch.long)
@@ -121,7 +123,8 @@ def build_network(backbone: Any, lower: int = LOWER):
             for layer in self.top:
                 states = layer(states, additive)
             return [
-                (states[i, len(q) : len(q) + len(p)], states[i, 0]) for i, (q, p) in enumerate(zip(questions, passages))
+                (states[i, len(q) : len(q) + len(p)], states[i, 0])
+                for i, (q, p) in enumerate(zip(questions, passages, strict=True))
             ]
 
         def sentence_logits(self, token_states, question_state, members: torch.Tensor, features: torch.Tensor):
@@ -238,7 +241,7 @@ class Reader:
             q_state, p_states = lower[0], lower[1:]
             outputs = self.network([q_state] * len(p_states), p_states)
             readings = []
-            for (text, _), (ids, offsets), spans, vecs, (tokens, first) in zip(
+            for (text, _), (_, offsets), spans, vecs, (tokens, first) in zip(
                 passages, prepared, sentences, vectors, outputs, strict=True
             ):
                 features = sentence_features(question_terms, vecs @ query_vector, [text[a:b] for a, b in spans])

@@ -32,7 +32,7 @@ from train_reader import SEED, SPLITS, split_articles  # noqa: E402
 
 from assistant import Assistant  # noqa: E402
 from assistant.evaluation import DEFAULT_XQUAD, build_xquad_index  # noqa: E402
-from assistant.extractive import score_sentences  # noqa: E402
+from assistant.extractive import rank_sentences, score_sentences  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.text import fold  # noqa: E402
 
@@ -82,17 +82,17 @@ def main() -> None:
         add(q.language, "hit1 before", bool(hits) and hits[0].article_id == q.article_id)
         stored = with_reader.store.sentence_vectors([h.chunk_id for h in hits])
         best = score_sentences(q.question, vector, hits, embedder, stored)
-        add(q.language, "sentence before", bool(best) and holds(best[0].text, best[0].hit.article_id, q.article_id, answer))
+        add(q.language, "sentence before",
+            bool(best) and holds(best[0].text, best[0].hit.article_id, q.article_id, answer))
         reranked, readings = with_reader._read(q.question, vector, hits)
         add(q.language, "hit1 after", bool(reranked) and reranked[0].article_id == q.article_id)
         if readings:
-            top = reranked[0]
-            # The reader's choice: its best sentence over the passages, ranked as the answerer ranks them.
-            scores = with_reader.reader.rerank_scores(readings)
-            i = int(np.argmax(scores))
-            s, e = readings[i].sentences[int(np.argmax(readings[i].scores))]
-            top = reranked[i]
-            add(q.language, "sentence after", holds(top.text[s:e], top.article_id, q.article_id, answer))
+            # The answerer's choice: the reader's scores blended with the bi-encoder's, before abstention.
+            read = reranked[: len(readings)]
+            prior = score_sentences(q.question, vector, read, embedder,
+                                    with_reader.store.sentence_vectors([h.chunk_id for h in read]))
+            _, _, top = rank_sentences(read, readings, prior)[0]
+            add(q.language, "sentence after", holds(top.text, top.hit.article_id, q.article_id, answer))
         for name, assistant in (("before", without), ("after", with_reader)):
             clock = time.perf_counter()
             result = assistant.ask(q.question)
@@ -104,10 +104,10 @@ def main() -> None:
     print(f"\nXQuAD {args.split} articles (held out from training), {len(questions)} questions, k={k}")
     print(f"{'':8}{'hit@1':>18}{'sentence top-1':>22}{'answered':>18}{'ask p50 / p95 ms':>30}")
     for language in ("ar", "en"):
-        def mean(name: str) -> float:
+        def mean(name: str, language: str = language) -> float:
             return float(np.mean(counts[(language, name)]))
 
-        def pct(name: str, p: int) -> float:
+        def pct(name: str, p: int, language: str = language) -> float:
             return float(np.percentile(counts[(language, name)], p))
 
         n = len(counts[(language, "hit1 before")])

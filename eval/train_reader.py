@@ -406,7 +406,8 @@ def main() -> None:
                 q = questions[qi]
                 pool, labels = [], []
                 for i in [gold] + negatives:
-                    (sentence, (start_logits, end_logits)) = score_pair(network, q_cache[qi], p_cache[i], passages[i], q)
+                    sentence, (start_logits, end_logits) = score_pair(
+                        network, q_cache[qi], p_cache[i], passages[i], q)
                     target = torch.zeros(len(sentence))
                     if i == gold:
                         for s in gold_sentences(passages[i], q):
@@ -419,7 +420,8 @@ def main() -> None:
                     pool.append(sentence)
                     labels.append(target)
                 logits, target = torch.cat(pool), torch.cat(labels)
-                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=torch.tensor(3.0))
+                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, target, pos_weight=torch.tensor(3.0))
                 if target.sum() > 0:  # the gold sentence against every other sentence read for the question
                     loss = loss - (torch.log_softmax(logits, 0) * target / target.sum()).sum()
             loss = loss / args.batch
@@ -437,7 +439,8 @@ def main() -> None:
         rows = evaluate(network, passages, questions, p_cache, q_cache, "dev")
         gamma, threshold = choose(rows, passages)
         dev = metrics(rows, passages, gamma, threshold)
-        curve.append({"epoch": epoch, "seconds": round(time.perf_counter() - started), "loss": round(float(np.mean(running)), 4),
+        curve.append({"epoch": epoch, "seconds": round(time.perf_counter() - started),
+                      "loss": round(float(np.mean(running)), 4),
                       "dev": dev})
         print(f"epoch {epoch}: gamma {gamma} thresholds {threshold} dev {json.dumps(dev)}", flush=True)
         # The epoch kept is the best on dev (sentence choice and reranking, both languages), never on test.
@@ -453,7 +456,8 @@ def main() -> None:
     print(f"test (held-out articles): {json.dumps(test)}", flush=True)
     by_dataset = {d: metrics([r for r in rows if r[0].dataset == d], passages, gamma, threshold)
                   for d in ("xquad", "arcd")}
-    info = {"seed": SEED, "epochs": args.epochs, "kept_epoch": kept_epoch, "lower": args.lower, "lr": args.lr, "train_questions": len(groups), "splits": SPLITS,
+    info = {"seed": SEED, "epochs": args.epochs, "kept_epoch": kept_epoch, "lower": args.lower, "lr": args.lr,
+            "train_questions": len(groups), "splits": SPLITS,
             "gamma": gamma, "curve": curve, "test": test, "test_by_dataset": by_dataset,
             "seconds": round(time.perf_counter() - started)}
     info["thresholds"] = threshold
