@@ -178,7 +178,13 @@ class Assistant:
                 read = hits[: len(readings)]
                 stored = self.store.sentence_vectors([hit.chunk_id for hit in read])
                 prior = score_sentences(question, read_vector, read, self.embedder, stored)
-                answer = answer_from_readings(question, language, read, readings, self.reader, prior)
+                support = None
+                if standalone != question:  # judged with the context the follow-up leans on
+                    in_context = self.reader.read(standalone, query_vector, [
+                        (hit.text, [(s - hit.start, e - hit.start, v) for s, e, v in stored.get(hit.chunk_id, [])]
+                         or None) for hit in read])
+                    support = max(reading.best for reading in in_context)
+                answer = answer_from_readings(question, language, read, readings, self.reader, prior, support)
             else:
                 stored = self.store.sentence_vectors([hit.chunk_id for hit in hits])
                 answer = answer_extractively(standalone, query_vector, hits, self.embedder, language, stored=stored)

@@ -40,6 +40,7 @@ READER_SECOND_QUOTE_WITHIN = 0.5
 # top-1 ar 0.701 -> 0.716, en 0.448 -> 0.478 for 0 -> 120); never on eval/qa.jsonl.
 PRIOR_WEIGHT = 120.0
 SHORT_ANSWER_MAX_SHARE = 0.7  # a "short answer" nearly as long as its sentence adds nothing
+SHORT_ANSWER_MAX_WORDS = 6
 ANSWER_TYPE_WEIGHT = 0.03
 
 # What a question asks for, and what a sentence holding such an answer contains.
@@ -151,24 +152,33 @@ def answer_from_readings(
     readings: list[PassageReading],
     reader: Reader,
     prior: list[Candidate] | None = None,
+    support: float | None = None,
 ) -> Answer:
     """Quote the sentence(s) the reader ranks best over `hits` (readings[i] reads hits[i], both in the
     reranked order, each reading's `rerank` set), or decline when none reaches its threshold. `prior` is
-    score_sentences() over the same hits: its score, weighted by PRIOR_WEIGHT, is added to the reader's."""
+    score_sentences() over the same hits: its score, weighted by PRIOR_WEIGHT, is added to the reader's.
+    `support`: for a follow-up, the reader's best logit for the question with its context (whether the
+    articles answer is judged with the context; which sentence answers, on the turn's own question)."""
     candidates = rank_sentences(hits, readings, prior)
     threshold = reader.threshold(language)
-    if not candidates or max(raw for _, raw, _ in candidates) < threshold:
+    best = max([raw for _, raw, _ in candidates] + ([support] if support is not None else []), default=None)
+    if best is None or best < threshold:
         return Answer(NO_ANSWER[language], has_answer=False, language=language, mode="extractive", question=question)
     top_reranked, _, top = candidates[0]
     chosen = [top]
     for reranked, raw, candidate in candidates[1:]:
         if len(chosen) == MAX_QUOTES or reranked < top_reranked - READER_SECOND_QUOTE_WITHIN:
             break
-        if raw >= threshold and all(_distinct(candidate, other) for other in chosen):
+        if raw >= min(threshold, top.score) and all(_distinct(candidate, other) for other in chosen):
             chosen.append(candidate)
     citations = [citation_for(n, c.hit, c.start, c.end, c.score) for n, c in enumerate(chosen, start=1)]
     reading = readings[hits.index(top.hit)]
-    short = short_answer(top, reading) if asks_for_a_fact(question) else ""
+    # The short answer leads only where its kind can be checked: a number or a date the question asks for
+    # and the span holds. The span head's names and places were too often fragments to lead with.
+    kind = asks_for_a_fact(question)
+    short = short_answer(top, reading) if kind else ""
+    if short and not _HOLDS[kind].search(short):
+        short = ""
     return Answer(
         compose(language, citations, short), has_answer=True, language=language, mode="extractive",
         citations=citations, question=question, short_answer=short,
@@ -192,18 +202,9 @@ def rank_sentences(
     return candidates
 
 
-# Questions whose answer is a name, number, date or place: the span head was trained on such answers
-# (XQuAD, ARCD) and its span for "what did he order" or "why" is a fragment, not an answer.
-_FACTOID = re.compile(
-    r"^\W*(and\s+)?(who|whom|whose|when|where|which|how (many|much|long|old|far)|what (year|date|day|time|"
-    r"percentage|number|share|price|name|country|city))\b|(^|\s)و?(من|متى|أين|اين|كم|بكم|أي|في أي|ما اسم)(\s|$)",
-    re.IGNORECASE,
-)
-SHORT_ANSWER_MAX_WORDS = 6
-
-
-def asks_for_a_fact(question: str) -> bool:
-    return bool(_FACTOID.search(question))
+def asks_for_a_fact(question: str) -> str | None:
+    """"number" or "time" when the question asks for one (how many / when / كم / متى ...), else None."""
+    return next((kind for kind, pattern in _ASKS.items() if pattern.search(question)), None)
 
 
 def short_answer(chosen: Candidate, reading: PassageReading) -> str:
