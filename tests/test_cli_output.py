@@ -99,8 +99,11 @@ def _wait_until_reading_stdin(process: subprocess.Popen, seconds: float = 60) ->
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    # A shell starts background jobs with SIGINT ignored (`make test &`), and Python keeps an ignored
+    # SIGINT ignored: give the child the default disposition, as a terminal's foreground job has.
     process = subprocess.Popen(_isnad("ask", "-", "--data-dir", str(tmp_path / "data")), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_until_reading_stdin(process)
         # stdin stays open, so the process can only end through the signal; a loaded machine may deliver
@@ -109,7 +112,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
         while process.poll() is None and time.monotonic() < deadline:
             process.send_signal(signal.SIGINT)
             time.sleep(0.5)
-        out, err = process.stdout.read(), process.stderr.read()
+        out, err = process.communicate(timeout=30)
     finally:
         process.kill()
     assert (process.returncode, out, err) == (130, "", "interrupted\n")
