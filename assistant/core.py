@@ -114,6 +114,7 @@ class Assistant:
     ) -> Iterator[str | Answer]:
         """Yield text pieces as they are produced, then the final `Answer`."""
         started = time.perf_counter()
+        cut = _long_question(question)
         question = _check_question(question)
         mode = mode or self.settings.mode
         language = detect_language(question)
@@ -193,6 +194,13 @@ class Assistant:
 
         answer.question = question
         answer.standalone_question = standalone
+        filters = Filters.coerce(filters)
+        if filters and not hits:
+            notice = (f"No article matches the active filters ({filters.describe()}): clear them to search "
+                      "every article.")
+        if cut:
+            notice = " ".join(filter(None, [f"The question was cut to its first {MAX_QUESTION_CHARS:,} "
+                                            f"characters (it had {cut:,}).", notice]))
         answer.notice = notice
         timings["total"] = time.perf_counter() - started
         answer.timings = {name: round(value, 4) for name, value in timings.items()}
@@ -215,6 +223,14 @@ class Assistant:
             except LLMError:
                 pass
         return condense_heuristically(question, history)
+
+
+def _long_question(question: Any) -> int:
+    """The length of a question too long to keep whole (0 when it fits), as `_check_question` will cut it."""
+    if not isinstance(question, str):
+        return 0
+    length = len(" ".join(question.split()))
+    return length if length > MAX_QUESTION_CHARS else 0
 
 
 def _check_question(question: str) -> str:

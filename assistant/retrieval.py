@@ -49,6 +49,17 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(self.sources or self.since or self.until)
 
+    def describe(self) -> str:
+        """The active filters in words, e.g. "newspapers okaz, alriyadh; from 2015-08-01"."""
+        parts = []
+        if self.sources:
+            parts.append("newspapers " + ", ".join(self.sources))
+        if self.since:
+            parts.append(f"from {self.since}")
+        if self.until:
+            parts.append(f"until {self.until}")
+        return "; ".join(parts)
+
     def where(self) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
         if self.sources:

@@ -109,3 +109,12 @@ def test_small_talk_gets_a_reply_not_a_quote(sample_assistant, message, language
     answer = sample_assistant.ask(message)
     assert not answer.has_answer and not answer.citations and answer.language == language
     assert ("chief of staff" if language == "en" else "رئيس الأركان") in answer.text  # the example question
+
+
+def test_a_cut_question_and_an_emptying_filter_say_so(sample_assistant):
+    answer = sample_assistant.ask("رئيس الأركان " * 300)
+    assert answer.notice.startswith("The question was cut to its first 2,000 characters (it had 3,899).")
+    answer = sample_assistant.ask(CANONICAL_EN, filters={"sources": ["no-such-paper"], "since": "2015-08-01"})
+    assert not answer.has_answer
+    assert "No article matches the active filters (newspapers no-such-paper; from 2015-08-01)" in answer.notice
+    assert sample_assistant.ask(CANONICAL_EN).notice == ""
