@@ -71,22 +71,20 @@ class Assistant:
             hits = self.retriever.retrieve(question, k or self.settings.k, filters, query_vector=vector)
         return self._read(question, vector, hits)[0]
 
-    def _read(self, question: str, query_vector, hits: list[Hit]) -> tuple[list[Hit], list[PassageReading] | None]:
-        """The hits reranked by the reader (its top READ_PASSAGES; the rest follow in retrieval order) and
-        its readings of the reranked head, or the hits unchanged and None without a reader."""
+    def _read(self, question: str, query_vector, hits: list[Hit]):
+        """(hits, readings, stored): the hits reranked by the reader (its top READ_PASSAGES; the rest follow
+        in retrieval order), its readings of the reranked head, and the head's stored sentence vectors (see
+        Store.sentence_vectors); without a reader, the hits unchanged, None and {}."""
         if self.reader is None or not hits:
-            return hits, None
+            return hits, None, {}
         head = hits[:READ_PASSAGES]
         stored = self.store.sentence_vectors([hit.chunk_id for hit in head])
-        readings = self.reader.read(question, query_vector, [
-            (hit.text, [(s - hit.start, e - hit.start, v) for s, e, v in stored.get(hit.chunk_id, [])] or None)
-            for hit in head
-        ])
+        readings = self.reader.read(question, query_vector, _reader_passages(head, stored))
         scores = self.reader.rerank_scores(readings)
         for reading, score in zip(readings, scores, strict=True):
             reading.rerank = score
         order = sorted(range(len(head)), key=lambda i: -scores[i])
-        return [head[i] for i in order] + hits[READ_PASSAGES:], [readings[i] for i in order]
+        return [head[i] for i in order] + hits[READ_PASSAGES:], [readings[i] for i in order], stored
 
     def ask(
         self,
@@ -114,8 +112,7 @@ class Assistant:
     ) -> Iterator[str | Answer]:
         """Yield text pieces as they are produced, then the final `Answer`."""
         started = time.perf_counter()
-        cut = _long_question(question)
-        question = _check_question(question)
+        question, cut = _checked_question(question)
         mode = mode or self.settings.mode
         language = detect_language(question)
         timings: dict[str, float] = {}
@@ -143,7 +140,7 @@ class Assistant:
         # Retrieval searched the follow-up with its context; the reader reads what was asked in this turn
         # (the earlier question glued on would make it pick the earlier answer again).
         read_vector = query_vector if standalone == question else self.embedder.embed_query(question)
-        hits, readings = self._read(question, read_vector, hits)
+        hits, readings, stored = self._read(question, read_vector, hits)
         if readings is not None:
             timings["read"] = time.perf_counter() - clock
 
@@ -177,13 +174,10 @@ class Assistant:
             clock = time.perf_counter()
             if readings is not None:
                 read = hits[: len(readings)]
-                stored = self.store.sentence_vectors([hit.chunk_id for hit in read])
                 prior = score_sentences(question, read_vector, read, self.embedder, stored)
                 support = None
                 if standalone != question:  # judged with the context the follow-up leans on
-                    in_context = self.reader.read(standalone, query_vector, [
-                        (hit.text, [(s - hit.start, e - hit.start, v) for s, e, v in stored.get(hit.chunk_id, [])]
-                         or None) for hit in read])
+                    in_context = self.reader.read(standalone, query_vector, _reader_passages(read, stored))
                     support = max(reading.best for reading in in_context)
                 answer = answer_from_readings(question, language, read, readings, self.reader, prior, support)
             else:
@@ -225,24 +219,29 @@ class Assistant:
         return condense_heuristically(question, history)
 
 
-def _long_question(question: Any) -> int:
-    """The length of a question too long to keep whole (0 when it fits), as `_check_question` will cut it."""
-    if not isinstance(question, str):
-        return 0
-    length = len(" ".join(question.split()))
-    return length if length > MAX_QUESTION_CHARS else 0
+def _reader_passages(hits: list[Hit], stored: dict) -> list:
+    """Each hit as Reader.read takes it: (text, its stored sentences' (start, end, vector) relative to the
+    text, or None when the index holds none)."""
+    return [(hit.text, [(s - hit.start, e - hit.start, v) for s, e, v in stored.get(hit.chunk_id, [])] or None)
+            for hit in hits]
 
 
 def _check_question(question: str) -> str:
+    return _checked_question(question)[0]
+
+
+def _checked_question(question: str) -> tuple[str, int]:
+    """The question normalised and cut to MAX_QUESTION_CHARS, and its length when it was cut (else 0)."""
     if not isinstance(question, str) or not question.strip():
         raise IsnadError("the question is empty: type a question in Arabic or English")
     question = strip_invisible(_undo_undecodable_bytes(question))
     question = " ".join(question.split())
-    if len(question) > MAX_QUESTION_CHARS:
+    length = len(question)
+    if length > MAX_QUESTION_CHARS:
         question = question[:MAX_QUESTION_CHARS]
     if not any(ch.isalnum() for ch in question):
         raise IsnadError("the question has no words: type a question in Arabic or English")
-    return question
+    return question, length if length > MAX_QUESTION_CHARS else 0
 
 
 def _undo_undecodable_bytes(question: str) -> str:

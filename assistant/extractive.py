@@ -1,7 +1,8 @@
 """The extractive answerer (default, offline, no LLM): quote the sentence(s) that answer the question.
 
 `answer_from_readings` is the default: the trained reader (reader.py) has scored every sentence of the
-top passages; the best sentence is quoted, led by the reader's short answer when it found one, and when
+top passages; the best sentence (reader and bi-encoder scores blended) is quoted, an English answer led by
+the reader's short answer when the question asks for a number or a date and the span holds one, and when
 no sentence reaches the reader's calibrated threshold the answer says plainly that the articles do not say.
 
 `answer_extractively` is the bi-encoder answerer the reader replaced, kept for `reader = false` (another

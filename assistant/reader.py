@@ -47,14 +47,6 @@ HEAD_HIDDEN = 256
 
 
 @dataclass
-class Prepared:
-    """One text tokenised for the reader: ids and each token's character span in the text."""
-
-    ids: list[int]
-    offsets: list[tuple[int, int]]
-
-
-@dataclass
 class PassageReading:
     """The reader's view of one passage: a logit per sentence (higher = answers), the best one's short answer."""
 
@@ -255,7 +247,6 @@ class Reader:
                 answer, answer_score = best_span(offsets, members[best], start_logits, end_logits)
                 readings.append(PassageReading(spans, logits.astype(np.float32), answer, answer_score))
         return readings
-
 
     def threshold(self, language: str) -> float:
         """The logit below which a passage does not answer a question in `language` (chosen on dev)."""

@@ -84,13 +84,12 @@ def main() -> None:
         best = score_sentences(q.question, vector, hits, embedder, stored)
         add(q.language, "sentence before",
             bool(best) and holds(best[0].text, best[0].hit.article_id, q.article_id, answer))
-        reranked, readings = with_reader._read(q.question, vector, hits)
+        reranked, readings, stored = with_reader._read(q.question, vector, hits)
         add(q.language, "hit1 after", bool(reranked) and reranked[0].article_id == q.article_id)
         if readings:
             # The answerer's choice: the reader's scores blended with the bi-encoder's, before abstention.
             read = reranked[: len(readings)]
-            prior = score_sentences(q.question, vector, read, embedder,
-                                    with_reader.store.sentence_vectors([h.chunk_id for h in read]))
+            prior = score_sentences(q.question, vector, read, embedder, stored)
             _, _, top = rank_sentences(read, readings, prior)[0]
             add(q.language, "sentence after", holds(top.text, top.hit.article_id, q.article_id, answer))
         for name, assistant in (("before", without), ("after", with_reader)):

@@ -165,7 +165,7 @@ def lower_states(network, sequences: list[list[int]], batch: int = 32):
 
 
 def holds_answer(passage: Passage, question: Question) -> bool:
-    """The passage covers the gold answer span (or, from another paragraph, contains its text)."""
+    """The passage covers the gold answer span (passages of other paragraphs never do)."""
     if passage.paragraph == question.paragraph:
         return passage.start <= question.answer_start and question.answer_start + len(question.answer) <= (
             passage.start + len(passage.text))
@@ -202,7 +202,8 @@ def training_groups(passages, questions, rng):
     for i, p in enumerate(passages):
         by_article.setdefault((p.dataset, p.article), []).append(i)
     matrix = np.stack([p.vector for p in passages])
-    train_passages = np.array([i for i, p in enumerate(passages) if (p.dataset, p.article) in TRAIN_ARTICLES])
+    train_articles = {(q.dataset, int(q.paragraph.split("-")[1])) for q in questions if q.split == "train"}
+    train_passages = np.array([i for i, p in enumerate(passages) if (p.dataset, p.article) in train_articles])
     groups = []
     for qi, q in enumerate(questions):
         if q.split != "train":
@@ -221,10 +222,7 @@ def training_groups(passages, questions, rng):
     return groups
 
 
-TRAIN_ARTICLES: set[tuple[str, int]] = set()
-
-
-def evaluate(network, passages, questions, p_cache, q_cache, split: str, gamma: float | None = None):
+def evaluate(network, passages, questions, p_cache, q_cache, split: str):
     """Dense top-CANDIDATES per question over its dataset's passages; the readings kept for the metrics."""
     import torch
 
@@ -369,10 +367,6 @@ def main() -> None:
     if args.recalibrate:
         recalibrate(args, embedder, passages, questions)
         return
-    for q in questions:
-        if q.split == "train":
-            TRAIN_ARTICLES.add((q.dataset, int(q.paragraph.split("-")[1])))
-
     network = build_network(embedder.backbone, args.lower)
     clock = time.perf_counter()
     p_cache = lower_states(network, [p.ids for p in passages])
