@@ -1,7 +1,8 @@
 """The chat web UI (`isnad ui`): a thin Gradio adapter over `Assistant` and the ingest pipeline.
 
 Every piece of article text or metadata reaches the page through `html.escape`; the only markup is the
-one built here (direction wrappers, <bdi> isolates, citation links, <mark> around the cited span).
+one built here (direction wrappers, <bdi> isolates, citation links, <mark> around each cited span, the
+right-to-left block of an Arabic quote in an English answer).
 The page makes no request beyond the server it came from: analytics are off, there is no share link,
 and the default theme's fonts are served locally.
 """
@@ -51,11 +52,14 @@ EXAMPLES = [
     "Whom did South Korea's president appoint as the new health minister?",
 ]
 MAX_PASSAGES = 20
+SUMMARY_CHARS = 160  # of a question, as the heading of its turn in the sources panel
 
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")  # stray ones in articles would unbalance <bdi>
 # Arabic inside an LTR message, isolated so it keeps its own order: a whole «quote» (with its inner
 # punctuation), else a run of Arabic script with the spaces, digits and punctuation inside it.
 _ARABIC = "\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff"
+# An Arabic «quote» in an English answer with the [n] markers that follow it: shown as an RTL block.
+_QUOTE_BLOCK = re.compile(rf"«[^«»]*[{_ARABIC}][^«»]*»(?:[ \t]*\[\d{{1,2}}\])*")
 _RTL_RUN = re.compile(rf"«[^«»]*[{_ARABIC}][^«»]*»|[{_ARABIC}](?:[^A-Za-z\n«»]*[{_ARABIC}])?")
 
 # Runs once in the page: citation links select and reveal their source; the question box follows the
@@ -67,14 +71,18 @@ PAGE_JS = """
     if (!link) return;
     event.preventDefault();
     event.stopPropagation();
-    const id = (link.getAttribute('href') || '').replace(/^#/, '');
-    const source = document.getElementById(id);
+    // href "#isnad-src-T-N": the card of source N of turn T. One card holds every span cited from its
+    // article, so N may be a span (isnad-span-T-N) inside a card numbered after another citation.
+    const key = (link.getAttribute('href') || '').replace(/^#isnad-src-/, '');
+    const span = document.getElementById('isnad-span-' + key);
+    const source = span ? span.closest('.isnad-source') : document.getElementById('isnad-src-' + key);
     if (!source) return;
     const turn = source.closest('details');
     if (turn) turn.open = true;
-    document.querySelectorAll('.isnad-source.isnad-selected').forEach((el) => el.classList.remove('isnad-selected'));
+    document.querySelectorAll('#isnad-sources .isnad-selected').forEach((el) => el.classList.remove('isnad-selected'));
     source.classList.add('isnad-selected');
-    source.scrollIntoView({behavior: 'smooth', block: 'center'});
+    if (span) span.classList.add('isnad-selected');
+    (span || source).scrollIntoView({behavior: 'smooth', block: 'center'});
   }, true);
   const setDir = () => document.querySelectorAll('#isnad-question textarea, #isnad-question input')
     .forEach((box) => box.setAttribute('dir', 'auto'));
@@ -120,23 +128,41 @@ def render_pending(text: str, language: str) -> str:
     return _wrap(body, language, "isnad-msg isnad-streaming")
 
 
+def _marker_html(number: str, cited: set[int], turn: int) -> str:
+    """[n] as a link to source n of this turn, or as plain text when no citation n exists."""
+    if int(number) not in cited:
+        return f"[{number}]"
+    return f'<a class="isnad-cite" href="#isnad-src-{turn}-{number}" title="show source {number}">[{number}]</a>'
+
+
+def _with_markers(text: str, rtl: bool, cited: set[int], turn: int) -> str:
+    pieces = CITATION_MARKER.split(text)
+    return "".join(_inline(piece, rtl) if index % 2 == 0 else _marker_html(piece, cited, turn)
+                   for index, piece in enumerate(pieces))
+
+
+def _english_answer_html(text: str, cited: set[int], turn: int) -> str:
+    """An English answer in which each Arabic «quote», with the [n] markers that follow it, is a
+    right-to-left block of its own: inline, a wrapped quote would drop its [n] in the middle of a line."""
+    parts, at = [], 0
+    for quote in _QUOTE_BLOCK.finditer(text):
+        parts.append(_with_markers(text[at:quote.start()].strip(), False, cited, turn))
+        parts.append(f'<div class="isnad-quote" dir="rtl" lang="ar">'
+                     f"{_with_markers(quote.group(0), True, cited, turn)}</div>")
+        at = quote.end()
+    parts.append(_with_markers(text[at:].strip(), False, cited, turn))
+    return "".join(part for part in parts if part)
+
+
 def render_answer(answer: Answer, turn: int) -> str:
     """The final answer: [n] markers become links to source n of this turn in the sources panel."""
-    rtl = answer.language == "ar"
     cited = {c.n for c in answer.citations}
-    parts = []
-    for index, piece in enumerate(CITATION_MARKER.split(answer.text)):
-        if index % 2 == 0:
-            parts.append(_inline(piece, rtl))
-        elif int(piece) in cited:
-            parts.append(
-                f'<a class="isnad-cite" href="#isnad-src-{turn}-{piece}" title="show source {piece}">[{piece}]</a>'
-            )
-        else:
-            parts.append(f"[{piece}]")
-    body = "".join(parts)
+    if answer.language == "ar":
+        body = _with_markers(answer.text, True, cited, turn)
+    else:
+        body = _english_answer_html(answer.text, cited, turn)
     if answer.notice:
-        body += f'<div class="isnad-notice" dir="ltr" lang="en">{_inline(answer.notice, False)}</div>'
+        body += f'<div class="isnad-notice" dir="ltr" lang="en" role="status">{_inline(answer.notice, False)}</div>'
     return _wrap(body, answer.language, "isnad-msg" + ("" if answer.has_answer else " isnad-no-answer"))
 
 
@@ -152,35 +178,96 @@ def _url_html(url: str) -> str:
     return f"<span>{shown}</span>"
 
 
-def _passage_html(c: Citation) -> tuple[str, bool]:
-    """The passage with the cited span in <mark>; falls back to the quote alone if offsets disagree."""
-    passage = c.passage or c.quote
-    start, end = c.start - c.passage_start, c.end - c.passage_start
-    if not (0 <= start <= end <= len(passage) and passage[start:end] == c.quote):
-        found = passage.find(c.quote) if c.quote else -1
-        start, end = (found, found + len(c.quote)) if found >= 0 else (0, 0)
-    rtl = _direction(passage)[0] == "rtl"
-    if end <= start:
-        return _inline(passage.strip(), rtl) + f"<mark>{_inline(c.quote, rtl)}</mark>", rtl
-    return (
-        _inline(passage[:start].lstrip(), rtl)
-        + f"<mark>{_inline(passage[start:end], rtl)}</mark>"
-        + _inline(passage[end:].rstrip(), rtl)
-    ), rtl
+def group_by_article(citations: list[Citation]) -> list[list[Citation]]:
+    """One group per cited article, in the order the answer first cites them; each group in article order."""
+    groups: dict[str, list[Citation]] = {}
+    for citation in citations:
+        groups.setdefault(citation.article_id, []).append(citation)
+    return [sorted(group, key=lambda c: (c.start, c.n)) for group in groups.values()]
 
 
-def render_source(c: Citation, turn: int) -> str:
-    title_dir, title_lang = _direction(c.title)
-    passage, rtl = _passage_html(c)
-    papers = ", ".join(c.sources) or "newspaper not given"
-    urls = "".join(f"<div>{_url_html(url)}</div>" for url in c.urls[:3])
-    if not c.urls:
-        urls = f'<div class="isnad-id">{html.escape(c.article_id)}</div>'
-    date_html = f' · <time>{html.escape(c.date)}</time>' if c.date else ""
+def _excerpts(group: list[Citation]) -> list[tuple[int, str]]:
+    """The article text the group's passages cover, as (offset in the article, text) in article order:
+    passages that overlap or touch (several sentences of one chunk, neighbouring chunks) become one."""
+    excerpts: list[tuple[int, str]] = []
+    for start, text in sorted({(c.passage_start, c.passage) if c.passage else (c.start, c.quote) for c in group}):
+        if excerpts:
+            previous_start, previous = excerpts[-1]
+            offset = start - previous_start
+            if offset <= len(previous) and previous[offset:offset + len(text)] == text[:len(previous) - offset]:
+                excerpts[-1] = (previous_start, previous + text[len(previous) - offset:])
+                continue
+        excerpts.append((start, text))
+    return excerpts
+
+
+def _locate(c: Citation, excerpts: list[tuple[int, str]]) -> tuple[int, int, int] | None:
+    """(excerpt index, start, end) of the cited span; found by its text when the offsets disagree."""
+    for index, (offset, text) in enumerate(excerpts):
+        start, end = c.start - offset, c.end - offset
+        if 0 <= start < end <= len(text) and text[start:end] == c.quote:
+            return index, start, end
+    for index, (_, text) in enumerate(excerpts):
+        found = text.find(c.quote) if c.quote else -1
+        if found >= 0:
+            return index, found, found + len(c.quote)
+    return None
+
+
+def _marked(text: str, spans: list[tuple[int, int, list[Citation]]], rtl: bool, turn: int) -> str:
+    """`text` with each span in a <mark> that the [n] links of its citations find (isnad-span-T-N)."""
+    out, at = [], 0
+    for start, end, cites in sorted(spans, key=lambda span: span[:2]):
+        ids = " ".join(str(c.n) for c in cites)
+        out.append(_inline(text[at:start].lstrip() if at == 0 else text[at:start], rtl))
+        out.append(f'<mark id="isnad-span-{turn}-{cites[0].n}" data-n="{ids}" data-start="{cites[0].start}">'
+                   f"{_inline(text[start:end], rtl)}</mark>")
+        at = end
+    out.append(_inline(text[at:].rstrip() if at else text.strip(), rtl))
+    return "".join(out)
+
+
+def _article_passage_html(group: list[Citation], turn: int) -> tuple[str, bool]:
+    """The cited article's passages with every cited span marked, in article order; a gap between
+    passages that do not touch shows as an ellipsis. A span not found in any passage is shown alone."""
+    excerpts = _excerpts(group)
+    spans: list[list[tuple[int, int, list[Citation]]]] = [[] for _ in excerpts]
+    unplaced = []
+    for c in group:
+        where = _locate(c, excerpts)
+        if where is None:
+            unplaced.append(c)
+            continue
+        index, start, end = where
+        merged = spans[index]
+        if merged and start < merged[-1][1]:  # the same sentence cited twice: one mark for both
+            first_start, first_end, cites = merged[-1]
+            merged[-1] = (first_start, max(first_end, end), [*cites, c])
+        else:
+            merged.append((start, end, [c]))
+    rtl = _direction(" ".join(text for _, text in excerpts))[0] == "rtl"
+    blocks = [_marked(text, placed, rtl, turn) for (_, text), placed in zip(excerpts, spans, strict=True)]
+    blocks += [_marked(c.quote, [(0, len(c.quote), [c])], rtl, turn) for c in unplaced]
+    return '\n<span class="isnad-gap">…</span>\n'.join(blocks), rtl
+
+
+def render_source(group: list[Citation], turn: int) -> str:
+    """One card for one article, with every span the answer cites from it highlighted."""
+    first = min(group, key=lambda c: c.n)
+    title_dir, title_lang = _direction(first.title)
+    passage, rtl = _article_passage_html(group, turn)
+    numbers = sorted(c.n for c in group)
+    papers = ", ".join(first.sources) or "newspaper not given"
+    urls = "".join(f"<div>{_url_html(url)}</div>" for url in first.urls[:3])
+    if not first.urls:
+        urls = f'<div class="isnad-id">{html.escape(first.article_id)}</div>'
+    date_html = f' · <time>{html.escape(first.date)}</time>' if first.date else ""
+    labels = " ".join(f'<span class="isnad-n">[{n}]</span>' for n in numbers)
     return (
-        f'<article class="isnad-source" id="isnad-src-{turn}-{c.n}" data-n="{c.n}">'
-        f'<div class="isnad-source-head" dir="{title_dir}"><span class="isnad-n">[{c.n}]</span> '
-        f'<span class="isnad-title" lang="{title_lang}">{_inline(c.title, title_dir == "rtl")}</span></div>'
+        f'<article class="isnad-source" id="isnad-src-{turn}-{first.n}" data-n="{" ".join(map(str, numbers))}" '
+        f'data-article="{html.escape(first.article_id)}">'
+        f'<div class="isnad-source-head" dir="{title_dir}">{labels} '
+        f'<span class="isnad-title" lang="{title_lang}">{_inline(first.title, title_dir == "rtl")}</span></div>'
         f'<div class="isnad-meta"><span class="isnad-papers">{html.escape(papers)}</span>{date_html}</div>'
         f'<div class="isnad-urls">{urls}</div>'
         f'<blockquote class="isnad-passage" dir="{"rtl" if rtl else "ltr"}" lang="{"ar" if rtl else "en"}">'
@@ -199,16 +286,22 @@ def render_sources(turns: list[dict[str, Any]]) -> str:
     for turn in reversed(turns):
         number, question, citations = turn["turn"], turn["question"], turn["citations"]
         q_dir, q_lang = _direction(question)
-        inner = "".join(render_source(c, number) for c in citations) or (
+        inner = "".join(render_source(group, number) for group in group_by_article(citations)) or (
             '<p class="isnad-hint">No passage supports an answer to this question.</p>'
         )
         is_open = " open" if number == turns[-1]["turn"] else ""
         blocks.append(
             f'<details class="isnad-turn" data-turn="{number}"{is_open}><summary>'
-            f'<span dir="{q_dir}" lang="{q_lang}">{_inline(question, q_dir == "rtl")}</span></summary>'
+            f'<span dir="{q_dir}" lang="{q_lang}">{_inline(_clipped(question), q_dir == "rtl")}</span></summary>'
             f"{inner}</details>"
         )
     return f'<div class="isnad-sources"><h3>Sources</h3>{"".join(blocks)}</div>'
+
+
+def _clipped(question: str) -> str:
+    """A question short enough for a heading: a pasted page would push the sources out of sight."""
+    question = " ".join(question.split())
+    return question if len(question) <= SUMMARY_CHARS else question[:SUMMARY_CHARS].rstrip() + "…"
 
 
 def render_report(report, uploads: dict[str, str]) -> str:
@@ -358,24 +451,54 @@ def _filters(sources, since: str, until: str) -> dict[str, Any]:
     return {"sources": list(sources or []), **checked}
 
 
+def _describe_filters(filters: dict[str, Any]) -> str:
+    """The active filters in words ("newspapers alwatan; to 2015-07-31"), or "" when none is set."""
+    parts = []
+    if filters["sources"]:
+        parts.append("newspapers " + ", ".join(filters["sources"]))
+    if filters["since"]:
+        parts.append(f"from {filters['since']}")
+    if filters["until"]:
+        parts.append(f"to {filters['until']}")
+    return "; ".join(parts)
+
+
+def _filter_note(described: str) -> str:
+    return (f'<div class="isnad-filter-note" role="status">No answer with the filters in Options on '
+            f"({_inline(described, False)}).</div>")
+
+
+def _filter_offer(described: str = "", question: str = "") -> tuple:
+    """The "Clear filters" bar (shown when filters were on and no answer came) and the question it re-asks."""
+    return gr.update(visible=bool(described)), _filter_note(described) if described else "", question
+
+
 def _chat_handler(backend: Backend):
     def respond(question, chat, history, turns, mode, k, sources, since, until) -> Iterator[tuple]:
+        from .core import MAX_QUESTION_CHARS
+
         chat, history, turns = list(chat or []), list(history or []), list(turns or [])
         sources_html = render_sources(turns)
+
+        def screen(chat, typed, notice="", offer=()):
+            """The handler's outputs; `typed` is what the question box keeps."""
+            return chat, typed, history, turns, sources_html, *(offer or _filter_offer()), notice
+
         if not (question or "").strip():
-            yield chat, question, history, turns, sources_html, _notice("Type a question in Arabic or English first.")
+            yield screen(chat, question, _notice("Type a question in Arabic or English first."))
             return
         try:
             filters = _filters(sources, since, until)
         except IsnadError as exc:
-            yield chat, question, history, turns, sources_html, _notice(str(exc))
+            yield screen(chat, question, _notice(str(exc)))
             return
         language = _direction(question)[1]
         chat += [
-            {"role": "user", "content": render_question(question)},
+            # What the assistant reads (a pasted page is cut to its first MAX_QUESTION_CHARS; the answer says so).
+            {"role": "user", "content": render_question(question[:MAX_QUESTION_CHARS])},
             {"role": "assistant", "content": render_pending("", language)},
         ]
-        yield chat, "", history, turns, sources_html, ""
+        yield screen(chat, "")
         try:
             assistant = backend.assistant()
             answer, streamed, last = None, "", 0.0
@@ -387,28 +510,38 @@ def _chat_handler(backend: Backend):
                 if time.monotonic() - last > 0.1:  # at most ten screen updates a second
                     last = time.monotonic()
                     chat[-1] = {"role": "assistant", "content": render_pending(streamed, language)}
-                    yield chat, "", history, turns, sources_html, ""
+                    yield screen(chat, "")
         except IndexNotFound:
             chat[-1] = {"role": "assistant", "content": render_error(EMPTY_INDEX, code=True)}
-            yield chat, "", history, turns, sources_html, ""
+            yield screen(chat, "")
             return
         except IsnadError as exc:
             chat[-1] = {"role": "assistant", "content": render_error(f"Sorry: {exc}.")}
-            yield chat, "", history, turns, sources_html, ""
+            yield screen(chat, "")
             return
         except Exception:  # never a traceback in the page; the server log has it
             log.exception("answering %r failed", question)
             chat[-1] = {"role": "assistant", "content": render_error(
                 "Sorry, something went wrong while answering; the server log has the details.")}
-            yield chat, "", history, turns, sources_html, ""
+            yield screen(chat, "")
             return
         turn = (turns[-1]["turn"] + 1) if turns else 1
-        turns.append({"turn": turn, "question": question, "citations": answer.citations})
+        turns.append({"turn": turn, "question": answer.question or question, "citations": answer.citations})
         chat[-1] = {"role": "assistant", "content": render_answer(answer, turn)}
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
-        yield chat, "", history, turns, render_sources(turns), ""
+        # The history keeps the question as read (cut and normalised), so a pasted page is not carried on.
+        history += [{"role": "user", "content": answer.question or question},
+                    {"role": "assistant", "content": answer.text}]
+        sources_html = render_sources(turns)
+        # Filters left on in the folded Options panel are the usual reason for "the articles do not say".
+        described = _describe_filters(filters) if not answer.has_answer else ""
+        yield screen(chat, "", offer=_filter_offer(described, answer.question or question))
 
     return respond
+
+
+def _clear_filters_and_reask(question: str) -> tuple:
+    """Empty the filters, hide the bar and put the question back in the box (the caller then asks it)."""
+    return gr.update(value=[]), "", "", *_filter_offer(), question
 
 
 def _notice(message: str) -> str:
@@ -417,7 +550,7 @@ def _notice(message: str) -> str:
 
 def _ingest_handler(backend: Backend):
     def run(files) -> Iterator[tuple]:
-        keep = (gr.update(),) * (3 + len(EXAMPLES))
+        keep = (gr.update(),) * (4 + len(EXAMPLES))  # the file list, banner, newspapers, chat, examples
         if not files:
             yield _report_error("Choose one or more files first (txt, json, jsonl, csv, html or zip)."), *keep
             return
@@ -473,7 +606,8 @@ def _ingest_handler(backend: Backend):
         except IsnadError as exc:
             yield _report_error(f"The files were added, but the index could not be reopened: {exc}."), *keep
             return
-        yield render_report(outcome["report"], uploads), *_current_state(backend)()
+        # The files are in: an empty list means the next upload sends only what is chosen next.
+        yield render_report(outcome["report"], uploads), gr.update(value=None), *_current_state(backend)()
 
     return run
 
@@ -532,6 +666,11 @@ def build_app(settings: Settings, *, concurrency: int = 4, assistant=None) -> gr
                             show_label=False,
                         )
                         notice = gr.HTML("", elem_id="isnad-chat-notice")
+                        with gr.Row(visible=False, elem_id="isnad-filter-offer") as filter_offer:
+                            filter_note = gr.HTML("")
+                            clear_filters = gr.Button("Clear filters and ask again", size="sm", variant="primary",
+                                                      scale=0, min_width=200, elem_id="isnad-clear-filters")
+                        asked = gr.State("")  # the question the "Clear filters" button asks again
                         with gr.Row():
                             question = gr.Textbox(
                                 placeholder="Ask a question in Arabic or English… / اكتب سؤالك بالعربية أو الإنجليزية",
@@ -573,7 +712,7 @@ def build_app(settings: Settings, *, concurrency: int = 4, assistant=None) -> gr
 
         respond = _chat_handler(backend)
         chat_inputs = [question, chat, history, turns, mode, k, newspapers, since, until]
-        chat_outputs = [chat, question, history, turns, sources, notice]
+        chat_outputs = [chat, question, history, turns, sources, filter_offer, filter_note, asked, notice]
         ask.click(respond, chat_inputs, chat_outputs, api_name="ask")
         question.submit(respond, chat_inputs, chat_outputs, api_name=False)
         for button in example_buttons:  # a button's label is its question (it changes with the corpus)
@@ -581,10 +720,15 @@ def build_app(settings: Settings, *, concurrency: int = 4, assistant=None) -> gr
                 respond, chat_inputs, chat_outputs, api_name=False
             )
         clear.click(
-            lambda: ([], "", [], [], render_sources([]), ""), None, chat_outputs, api_name=False, queue=False
+            lambda: ([], "", [], [], render_sources([]), *_filter_offer(), ""), None, chat_outputs, api_name=False,
+            queue=False,
         )
+        clear_filters.click(
+            _clear_filters_and_reask, asked, [newspapers, since, until, filter_offer, filter_note, asked, question],
+            api_name=False, queue=False,
+        ).then(respond, chat_inputs, chat_outputs, api_name=False)
         # One ingest at a time: a second upload waits in the queue instead of meeting the writer lock.
-        add.click(_ingest_handler(backend), [files], [report, status, newspapers, chat, *example_buttons],
+        add.click(_ingest_handler(backend), [files], [report, files, status, newspapers, chat, *example_buttons],
                   api_name=False, concurrency_limit=1)
         # Each page load shows the index as it is now (another process may have ingested meanwhile).
         demo.load(_current_state(backend), None, [status, newspapers, chat, *example_buttons], api_name=False,

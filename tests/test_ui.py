@@ -2,13 +2,15 @@
 
 The index of the bundled sample that conftest builds once per session (real embedder, real embedded
 Chroma) is copied for these tests, which add articles to it. The UI is served in this process on a free
-127.0.0.1 port through `assistant.ui.serve`, as `isnad ui` serves it. Screenshots go to test-artifacts/ui/.
+127.0.0.1 port through `assistant.ui.serve`, as `isnad ui` serves it. Screenshots go to test-artifacts/ui/
+(or to $ISNAD_UI_SHOTS).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from tests.browser import free_port, is_local, launch_chromium, require_chromium
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "test-artifacts" / "ui"
+SHOTS = Path(os.environ.get("ISNAD_UI_SHOTS") or ROOT / "test-artifacts" / "ui")
 QA = {row["id"]: row for row in map(json.loads, (ROOT / "eval" / "qa.jsonl").read_text("utf-8").splitlines())}
 ANSWER_TIMEOUT_MS = 90_000
 
@@ -125,10 +127,15 @@ def shot(page, name: str) -> None:
 
 def ask(page, question: str):
     """Type a question, press Ask, wait until the answer is complete; returns the answer's element."""
-    messages = page.locator("#isnad-chat .isnad-msg")
-    before = messages.count()
+    before = page.locator("#isnad-chat .isnad-msg").count()
     page.fill("#isnad-question textarea", question)
     page.click("#isnad-ask")
+    return wait_for_answer(page, before)
+
+
+def wait_for_answer(page, before: int):
+    """The answer's element, once a question and its complete answer follow the `before` messages."""
+    messages = page.locator("#isnad-chat .isnad-msg")
     page.wait_for_function(
         """(before) => {
             const all = document.querySelectorAll('#isnad-chat .isnad-msg');
@@ -161,9 +168,12 @@ def upload(page, paths: list[Path]):
             }).observe(target, {childList: true, subtree: true});
         }"""
     )
+    # A report already on screen is an earlier upload's: wait for the one this upload brings.
+    page.evaluate("() => document.querySelectorAll('#isnad-report .isnad-report').forEach((r) => r.dataset.old = 1)")
     page.click("#isnad-add")
-    page.wait_for_selector("#isnad-report .isnad-report", timeout=ANSWER_TIMEOUT_MS)
-    return page.locator("#isnad-report .isnad-report")
+    fresh = "#isnad-report .isnad-report:not([data-old])"
+    page.wait_for_selector(fresh, timeout=ANSWER_TIMEOUT_MS)
+    return page.locator(fresh)
 
 
 def to_chat(page) -> None:
@@ -224,7 +234,7 @@ def test_english_question_and_follow_up_cite_newspaper_date_and_url(page):
     assert {"aleqtisadiya", "alweeam", "alyaum"} & set(meta.replace(",", " ").split()), meta
     assert "2015-08-04" in meta
     assert first.locator(".isnad-urls a[href^='http']").count() >= 1
-    assert first.locator(".isnad-passage mark").inner_text().strip()
+    assert first.locator(".isnad-passage #isnad-span-1-1").inner_text().strip()
     shot(page, "02-english-answer")
 
     follow_up = ask(page, "And why had the previous minister been criticised?")
@@ -321,6 +331,177 @@ def test_filters_restrict_the_cited_newspapers_and_dates(page):
         assert "alwatan" in meta, metas
         assert meta.split("·")[-1].strip() <= "2015-07-31", metas
     shot(page, "11-filters")
+
+
+# --- issue 12: one card per article, filter and cut notices, the upload list, quote blocks ------------
+
+BIDI = dict.fromkeys(map(ord, "\u2066\u2067\u2068\u2069"))
+PALM_ARTICLE = """\
+مهرجان التمور في عنيزة يستقبل 2719 مزارعا
+افتتح أمير منطقة القصيم مهرجان التمور في عنيزة الذي يشارك فيه 2719 مزارعا يعرضون 38 صنفا من التمور.
+"""
+LIBRARY_ARTICLE = """\
+مكتبة الملك فهد في أبها تمدد ساعات العمل
+أعلنت مكتبة الملك فهد العامة في أبها تمديد ساعات العمل حتى منتصف الليل خلال الإجازة الصيفية.
+"""
+
+
+def plain(text: str) -> str:
+    """Text as a reader sees it: bidi isolates dropped, whitespace collapsed."""
+    return " ".join(text.translate(BIDI).split())
+
+
+def report_rows(report) -> dict[str, str]:
+    return dict(zip(report.locator("th").all_inner_texts(), report.locator("td").all_inner_texts(), strict=True))
+
+
+def open_options(page) -> None:
+    if not page.get_by_label("From date").is_visible():
+        page.get_by_text("Options").click()
+    page.get_by_label("From date").wait_for()
+
+
+@pytest.mark.parametrize("qa_id", ["en-011", "ar-029"])
+def test_one_source_card_per_article_with_every_cited_span_marked(page, qa_id):
+    answer = ask(page, QA[qa_id]["question"])
+    cards = page.locator("#isnad-sources .isnad-turn[open] .isnad-source")
+    articles = cards.evaluate_all("cards => cards.map(card => card.dataset.article)")
+    assert len(articles) == len(set(articles)), f"an article has more than one card: {articles}"
+    numbers = answer.locator("a.isnad-cite").all_inner_texts()
+    marks = cards.locator("mark")
+    assert marks.count() >= len(set(numbers)) >= 2, (numbers, marks.count())
+    # Every [n] of the answer finds its highlighted span, and each span is what the answer quotes.
+    shown_answer = plain(answer.inner_text())
+    for number in {n.strip("[]") for n in numbers}:
+        mark = cards.locator(f"mark[data-n~='{number}']")
+        assert mark.count() == 1, number
+        assert plain(mark.inner_text()).rstrip(".") in shown_answer
+    # The card that holds several spans shows them in article order, whatever order the answer cites them in.
+    shared = [card for card in cards.all() if card.locator("mark").count() >= 2]
+    assert shared, "no card holds two cited spans of one article"
+    starts = shared[0].locator("mark").evaluate_all("marks => marks.map(mark => Number(mark.dataset.start))")
+    assert starts == sorted(starts), starts
+    # A [n] whose span is not the card's first still selects that card, and its own span.
+    later = shared[0].locator("mark").nth(1).get_attribute("data-n").split()[0]
+    page.locator(f"#isnad-chat a.isnad-cite[href='#isnad-src-1-{later}']").last.click()
+    page.wait_for_selector(f"#isnad-span-1-{later}.isnad-selected")
+    assert shared[0].evaluate("card => card.classList.contains('isnad-selected')")
+    shot(page, f"12-one-card-per-article-{qa_id}")
+
+
+@pytest.mark.parametrize("qa_id, set_filter, says", [
+    ("en-001", "newspaper", "newspapers alwatan"),
+    ("ar-001", "date", "from 2030-01-01"),
+])
+def test_an_answer_emptied_by_filters_offers_to_clear_them(page, qa_id, set_filter, says):
+    open_options(page)
+    if set_filter == "newspaper":  # the canonical article was printed by no newspaper at all
+        picker = page.locator("#isnad-newspapers input")
+        picker.click()
+        picker.fill("alwatan")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+    else:  # after every article of the sample
+        page.get_by_label("From date").fill("2030-01-01")
+    offer = page.locator("#isnad-filter-offer")
+    assert not offer.is_visible()
+    answer = ask(page, QA[qa_id]["question"])
+    assert answer.locator("a.isnad-cite").count() == 0
+    offer.wait_for(state="visible")
+    assert says in offer.inner_text()
+    if set_filter == "date":  # no article at all passes: the library's notice says so in the answer
+        notice = answer.locator(".isnad-notice")
+        assert notice.is_visible() and "No article matches the active filters (from 2030-01-01)" in notice.inner_text()
+    shot(page, f"13-filters-emptied-{qa_id}")
+
+    before = page.locator("#isnad-chat .isnad-msg").count()
+    offer.get_by_role("button", name="Clear filters and ask again").click()
+    again = wait_for_answer(page, before)
+    assert again.locator("a.isnad-cite").count() >= 1, again.inner_text()
+    assert plain(page.locator("#isnad-chat .isnad-msg").nth(-2).inner_text()) == plain(QA[qa_id]["question"])
+    assert page.locator("#isnad-newspapers .token").count() == 0
+    assert page.get_by_label("From date").input_value() == page.get_by_label("To date").input_value() == ""
+    assert not offer.is_visible()
+    shot(page, f"14-filters-cleared-{qa_id}")
+
+
+@pytest.mark.parametrize("qa_id", ["en-001", "ar-001"])
+def test_a_cut_question_says_so_and_does_not_flood_the_sources(page, qa_id):
+    question = QA[qa_id]["question"]
+    pasted = " ".join([question] * (10_000 // (len(question) + 1) + 1))
+    assert len(pasted) > 10_000
+    answer = ask(page, pasted)
+    notice = answer.locator(".isnad-notice")
+    assert notice.is_visible()
+    assert f"cut to its first 2,000 characters (it had {len(pasted):,})" in notice.inner_text()
+    assert len(page.locator("#isnad-chat .isnad-msg").nth(-2).inner_text()) <= 2_000
+    heading = page.locator("#isnad-sources .isnad-turn[open] > summary")
+    assert len(heading.inner_text()) <= 200 and heading.bounding_box()["height"] < 120
+    first_card = page.locator("#isnad-sources .isnad-turn[open] .isnad-source").first
+    assert first_card.bounding_box()["y"] - page.locator("#isnad-sources").bounding_box()["y"] < 200
+    shot(page, f"15-cut-question-{qa_id}")
+
+
+def test_the_upload_list_is_empty_after_an_ingest(page, tmp_path):
+    first, second = tmp_path / "unaizah-dates.txt", tmp_path / "abha-library.txt"
+    first.write_text(PALM_ARTICLE, encoding="utf-8")
+    second.write_text(LIBRARY_ARTICLE, encoding="utf-8")
+    assert report_rows(upload(page, [first]))["new articles"] == "1"
+    files = page.locator("#isnad-files")
+    files.get_by_text(first.stem, exact=True).wait_for(state="detached")
+    assert files.locator("input[type=file]").evaluate("input => input.files.length") == 0
+    shot(page, "16-upload-list-cleared")
+
+    rows = report_rows(upload(page, [second]))  # the first file is not sent again
+    assert rows["new articles"] == "1" and rows["unchanged"] == "0", rows
+    files.get_by_text(second.stem, exact=True).wait_for(state="detached")
+
+
+def test_an_arabic_quote_in_an_english_answer_is_its_own_rtl_block(page):
+    answer = ask(page, QA["en-011"]["question"])
+    blocks = answer.locator(".isnad-quote")
+    quotes = plain(answer.inner_text()).count("«")
+    assert quotes >= 1 and blocks.count() == quotes
+    # The first quote starts below the English words that introduce it.
+    assert answer.evaluate("""bubble => {
+        const intro = document.createRange();
+        intro.selectNodeContents(bubble.firstChild);
+        return bubble.firstChild.nodeType === Node.TEXT_NODE && bubble.firstChild.textContent.trim() !== ''
+            && intro.getBoundingClientRect().bottom
+                <= bubble.querySelector('.isnad-quote').getBoundingClientRect().top + 1;
+    }""")
+    for block in blocks.all():
+        assert block.get_attribute("dir") == "rtl" and block.get_attribute("lang") == "ar"
+        assert direction(block) == "rtl"
+        assert block.evaluate("el => getComputedStyle(el).display") == "block"
+        # Its [n] ends the block: after the closing », on the line of that », to its left (right-to-left).
+        placement = block.evaluate("""block => {
+            const markers = block.querySelectorAll('a.isnad-cite');
+            const marker = markers[markers.length - 1];
+            const text = block.textContent.trim();
+            const walker = document.createTreeWalker(block, NodeFilter.SHOW_TEXT);
+            let last = null;
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                if (node.textContent.includes('»')) last = node;
+            }
+            const range = document.createRange();
+            range.setStart(last, last.textContent.lastIndexOf('»'));
+            range.setEnd(last, last.textContent.lastIndexOf('»') + 1);
+            const quoteEnd = range.getBoundingClientRect(), mark = marker.getBoundingClientRect();
+            return {
+                endsBlock: text.endsWith(marker.textContent),
+                sameLine: Math.abs(quoteEnd.top - mark.top) < quoteEnd.height,
+                leftOf: mark.right <= quoteEnd.left + 2,
+            };
+        }""")
+        assert placement == {"endsBlock": True, "sameLine": True, "leftOf": True}, placement
+    shot(page, "17-english-answer-quote-block")
+
+    arabic = ask(page, QA["ar-001"]["question"])  # Arabic answers stay one right-to-left message
+    assert arabic.get_attribute("dir") == "rtl" and direction(arabic) == "rtl"
+    assert arabic.locator(".isnad-quote").count() == 0
+    assert arabic.locator("a.isnad-cite").count() >= 1
+    shot(page, "18-arabic-answer-after-english")
 
 
 def test_every_request_stays_on_this_machine(page):
