@@ -10,6 +10,10 @@ What is measured (see eval/README.md for the exact rules and the current numbers
 - citations: a citation is correct when its article is a gold article and its quote overlaps a gold
   evidence span (compared after `fold()`); precision over all citations of answerable questions, recall =
   answerable questions with at least one correct citation;
+- follow-ups: each turn of a conversation is asked with the whole conversation before it; a follow-up that
+  has a `standalone` form is also asked alone in that form, with no history, and both are scored against
+  the same gold (`follow_up_*` in conversation, `standalone_*` alone), so what the conversation costs is
+  visible; `follow_up_repeated` = follow-ups whose answer is the answer given to the turn before;
 - answers: token F1 and containment on `words()` tokens (folded letters, unified digits) against the gold
   answer, and against the Arabic evidence, because the extractive answer to an English question quotes
   Arabic; `answer_correct` = either containment is at least one half;
@@ -239,6 +243,14 @@ class ItemResult:
     retrieve_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     notice: str = ""
+    follows: str | None = None
+    # A follow-up asked alone in its gold standalone form (None when not asked: no standalone form).
+    standalone_form: str = ""
+    standalone_answer: str = ""
+    standalone_has_answer: bool | None = None
+    standalone_answer_correct: bool | None = None
+    standalone_cited: bool | None = None  # at least one correct citation
+    repeats_previous: bool = False  # answered with the very answer of the turn it follows
 
     @property
     def correct_citations(self) -> int:
@@ -264,11 +276,18 @@ class EvalResult:
 
 
 def history_for(item: QAItem, asked: dict[str, tuple[QAItem, str]]) -> list[dict[str, str]]:
-    """A follow-up's history: the question it follows and the answer the system gave to it."""
-    if not item.follows or item.follows not in asked:
-        return []
-    previous, answer_text = asked[item.follows]
-    return [{"role": "user", "content": previous.question}, {"role": "assistant", "content": answer_text}]
+    """A follow-up's history: the whole conversation before it, oldest first (the turn it follows, the one
+    that turn follows, ... back to the conversation's first question), each question with the answer the
+    system gave to it."""
+    turns: list[dict[str, str]] = []
+    seen: set[str] = set()
+    previous_id = item.follows
+    while previous_id and previous_id in asked and previous_id not in seen:
+        seen.add(previous_id)
+        previous, answer_text = asked[previous_id]
+        turns[:0] = [{"role": "user", "content": previous.question}, {"role": "assistant", "content": answer_text}]
+        previous_id = previous.follows
+    return turns
 
 
 def score_item(item: QAItem, answer, hits_ids: list[list[str]]) -> ItemResult:
@@ -301,6 +320,7 @@ def score_item(item: QAItem, answer, hits_ids: list[list[str]]) -> ItemResult:
         rank=retrieval_rank(hits_ids, item.article_ids) if item.answerable else None,
         timings=dict(answer.timings),
         notice=answer.notice,
+        follows=item.follows,
     )
     if item.answerable and text:
         result.answer_f1 = token_f1(text, item.answer)
@@ -331,15 +351,29 @@ def run_eval(
         clock = time.perf_counter()
         hits = assistant.retrieve(answer.standalone_question or item.question, k=RETRIEVE_K)
         retrieve_seconds = time.perf_counter() - clock
-        asked[item.id] = (item, answer.text)
         result = score_item(item, answer, [list(h.article_ids or [h.article_id]) for h in hits])
         result.ask_seconds, result.retrieve_seconds = round(ask_seconds, 4), round(retrieve_seconds, 4)
+        if item.follows and item.follows in asked:
+            result.repeats_previous = answer.has_answer and answer.text == asked[item.follows][1]
+        asked[item.id] = (item, answer.text)
+        if item.follows and item.standalone:
+            score_standalone(result, item, assistant.ask(item.standalone, mode=mode))
         if judge and item.answerable:
             result.judge, result.judge_reply = judge_answer(assistant.settings, item, answer)
         results.append(result)
         if progress:
             progress(number, len(items), result)
     return EvalResult(mode, results, compute_metrics(results), info=_run_info(assistant, mode))
+
+
+def score_standalone(result: ItemResult, item: QAItem, answer) -> None:
+    """Record on a follow-up's result what the same turn got when asked alone in its standalone form."""
+    alone = score_item(item, answer, [])
+    result.standalone_form = item.standalone or ""
+    result.standalone_answer = answer.text
+    result.standalone_has_answer = answer.has_answer
+    result.standalone_answer_correct = alone.answer_correct
+    result.standalone_cited = bool(alone.correct_citations)
 
 
 def judge_answer(settings, item: QAItem, answer) -> tuple[float | None, str]:
@@ -407,11 +441,29 @@ def summarise(results: Sequence[ItemResult]) -> dict[str, Any]:
     metrics["abstention_accuracy"] = _mean([1.0 if r.has_answer == r.answerable else 0.0 for r in results])
     judged = [r.judge for r in answerable if r.judge is not None]
     metrics["judge"] = _mean(judged)
+    metrics.update(follow_up_metrics(results))
     asks = [r.ask_seconds for r in results]
     retrieves = [r.retrieve_seconds for r in results]
     metrics["ask_p50"], metrics["ask_p95"] = percentile(asks, 50), percentile(asks, 95)
     metrics["retrieve_p50"], metrics["retrieve_p95"] = percentile(retrieves, 50), percentile(retrieves, 95)
     return {key: round(value, 4) if isinstance(value, float) else value for key, value in metrics.items()}
+
+
+def follow_up_metrics(results: Sequence[ItemResult]) -> dict[str, Any]:
+    """Answerable follow-ups asked in conversation against the same turns asked alone in their standalone
+    form (only follow-ups that have one, so both columns count the same questions)."""
+    paired = [r for r in results if r.follows and r.answerable and r.standalone_has_answer is not None]
+    follow_ups = [r for r in results if r.follows]
+    return {
+        "follow_ups": len(paired),
+        "follow_up_answer_correct": _mean([1.0 if r.answer_correct else 0.0 for r in paired]),
+        "follow_up_citation_recall": _mean([1.0 if r.correct_citations else 0.0 for r in paired]),
+        "follow_up_declined": _mean([0.0 if r.has_answer else 1.0 for r in paired]),
+        "standalone_answer_correct": _mean([1.0 if r.standalone_answer_correct else 0.0 for r in paired]),
+        "standalone_citation_recall": _mean([1.0 if r.standalone_cited else 0.0 for r in paired]),
+        "standalone_declined": _mean([0.0 if r.standalone_has_answer else 1.0 for r in paired]),
+        "follow_up_repeated": _mean([1.0 if r.repeats_previous else 0.0 for r in follow_ups]),
+    }
 
 
 def compute_metrics(results: Sequence[ItemResult]) -> dict[str, Any]:
@@ -492,6 +544,13 @@ SUMMARY_METRICS = (
     ("answerable_declined", "answerable declined"),
     ("abstention_accuracy", "abstention accuracy"),
     ("judge", "LLM judge"),
+    ("follow_up_answer_correct", "follow-up correct"),
+    ("standalone_answer_correct", "same alone: correct"),
+    ("follow_up_citation_recall", "follow-up citation R"),
+    ("standalone_citation_recall", "same alone: citation R"),
+    ("follow_up_declined", "follow-up declined"),
+    ("standalone_declined", "same alone: declined"),
+    ("follow_up_repeated", "follow-up repeats turn"),
     ("ask_p50", "ask p50 s"),
     ("ask_p95", "ask p95 s"),
     ("retrieve_p50", "retrieve p50 s"),
@@ -574,8 +633,12 @@ def failures_of(result: EvalResult) -> list[tuple[ItemResult, str]]:
                 problems.append("no correct citation")
             elif not item.answer_correct:
                 problems.append("answer does not contain the gold answer")
+            if item.follows and item.standalone_answer_correct and not item.answer_correct:
+                problems.append("answered correctly when asked alone, not in the conversation")
         elif item.has_answer:
             problems.append("answered an unanswerable question")
+        if item.repeats_previous:
+            problems.append("repeats the answer to the turn before")
         if problems:
             found.append((item, "; ".join(problems)))
     return found
@@ -616,6 +679,7 @@ def render_report(result: EvalResult, previous: dict[str, Any] | None, threshold
         rows = [[name] + [_fmt(values.get(key)) for key, _ in GROUP_COLUMNS]
                 for name, values in metrics[group].items()]
         lines += _markdown_table([group.removeprefix("by_")] + [label for _, label in GROUP_COLUMNS], rows) + [""]
+    lines += follow_up_section(result)
     lines += ["## Charts", "", "![by language](by_language.png)", "", "![by kind](by_kind.png)", ""]
     failed = failures_of(result)
     lines += [f"## Failures ({len(failed)})", ""]
@@ -627,6 +691,43 @@ def render_report(result: EvalResult, previous: dict[str, Any] | None, threshold
         lines.append(f"  Got: {got[:300]}{'…' if len(got) > 300 else ''}")
     lines += ["", "Metric definitions: eval/README.md."]
     return "\n".join(lines) + "\n"
+
+
+FOLLOW_UP_ROWS = (
+    ("answer correct", "follow_up_answer_correct", "standalone_answer_correct"),
+    ("citation recall", "follow_up_citation_recall", "standalone_citation_recall"),
+    ("declined", "follow_up_declined", "standalone_declined"),
+)
+
+
+def follow_up_section(result: EvalResult) -> list[str]:
+    """Follow-ups in conversation next to the same turns asked alone, overall and by the follow-up's
+    language, and the turns where the two differ."""
+    metrics = result.metrics
+    if not metrics["overall"].get("follow_ups"):
+        return []
+    groups = [("all", metrics["overall"])] + [(name, metrics["by_language"][name])
+                                              for name in sorted(metrics["by_language"])]
+    header = ["metric"] + [f"{name}: in conversation / alone" for name, _ in groups]
+    rows = [[label] + [f"{_fmt(g.get(key))} / {_fmt(g.get(alone))}" for _, g in groups]
+            for label, key, alone in FOLLOW_UP_ROWS]
+    rows.append(["repeats the turn before"] + [_fmt(g.get("follow_up_repeated")) for _, g in groups])
+    rows.append(["follow-ups compared"] + [str(g.get("follow_ups") or 0) for _, g in groups])
+    lines = ["## Follow-ups: in conversation vs asked alone", "",
+             "Each answerable follow-up is asked after the conversation before it, and again alone in its gold "
+             "standalone form; both are scored against the same gold.", ""]
+    lines += _markdown_table(header, rows) + [""]
+    differ = [r for r in result.items if r.follows and r.answerable and r.standalone_answer_correct is not None
+              and r.answer_correct != r.standalone_answer_correct]
+    if differ:
+        lines += [f"Turns where the two differ ({len(differ)}):", ""]
+        for r in differ:
+            better = "alone" if r.standalone_answer_correct else "in conversation"
+            lines.append(f"- **{r.id}** (follows {r.follows}) correct only {better}: {r.question}  ")
+            lines.append(f"  searched as: {r.standalone_question}  ")
+            lines.append(f"  alone: {r.standalone_form}")
+        lines.append("")
+    return lines
 
 
 def write_charts(metrics: dict[str, Any], previous: dict[str, Any] | None, out: Path) -> list[Path]:

@@ -14,6 +14,7 @@ from assistant.errors import ConfigError, InputError
 from assistant.evaluation import (
     DEFAULT_QA,
     DEFAULT_THRESHOLDS,
+    SUMMARY_METRICS,
     EvalResult,
     QAItem,
     check_thresholds,
@@ -217,6 +218,50 @@ def test_follow_up_history_holds_the_previous_question_and_answer():
     assert history_for(first, asked) == []
 
 
+def test_history_of_a_later_turn_holds_the_whole_conversation():
+    first, second, third = _item(id="a"), _item(id="b", follows="a"), _item(id="c", follows="b")
+    asked = {"a": (first, "«أول» [1]"), "b": (second, "«ثان» [1]")}
+    assert [m["content"] for m in history_for(third, asked)] == [first.question, "«أول» [1]", second.question,
+                                                                 "«ثان» [1]"]
+
+
+def _follow_up(id, in_conversation, alone, repeats=False, answerable=True):
+    """A scored follow-up: correct (with a correct citation) in conversation or not, and asked alone."""
+    seed = "benghazi-security-meeting.txt"
+    result = score_item(_item(id=id, follows="lead", answerable=answerable),
+                        _answer([(seed, SENTENCE)] if in_conversation else []), [[seed]])
+    result.standalone_has_answer = alone is not None
+    result.standalone_answer_correct = result.standalone_cited = bool(alone)
+    result.repeats_previous = repeats
+    return result
+
+
+def test_follow_up_metrics_compare_the_conversation_with_the_same_turns_alone():
+    lead = score_item(_item(id="lead"), _answer([]), [])
+    results = [lead, _follow_up("b", True, True), _follow_up("c", False, True, repeats=True),
+               _follow_up("d", False, None), _follow_up("e", True, False)]
+    metrics = summarise(results)
+    assert metrics["follow_ups"] == 4  # the lead is no follow-up
+    assert metrics["follow_up_answer_correct"] == 0.5 and metrics["follow_up_citation_recall"] == 0.5
+    assert metrics["follow_up_declined"] == 0.5
+    assert metrics["standalone_answer_correct"] == 0.5 and metrics["standalone_citation_recall"] == 0.5
+    assert metrics["standalone_declined"] == 0.25
+    assert metrics["follow_up_repeated"] == 0.25
+    assert summarise([lead])["follow_ups"] == 0 and summarise([lead])["follow_up_answer_correct"] is None
+
+
+def test_report_shows_follow_ups_next_to_the_same_turns_alone(tmp_path):
+    items = [score_item(_item(id="lead"), _answer([]), []), _follow_up("b", False, True)]
+    items[1].standalone_form = "ماذا أمر رئيس الأركان؟"
+    paths = write_reports(EvalResult("extractive", items, compute_metrics(items), info={}), tmp_path)
+    report = paths["report"].read_text(encoding="utf-8")
+    assert "## Follow-ups: in conversation vs asked alone" in report
+    assert "| answer correct | 0.000 / 1.000 |" in report
+    assert "**b** (follows lead) correct only alone" in report
+    assert "answered correctly when asked alone, not in the conversation" in report
+    assert "same alone: correct" in summary_table(compute_metrics(items))
+
+
 # --- thresholds, Q&A file, reports -----------------------------------------------------------------
 
 
@@ -254,11 +299,22 @@ def test_thresholds_file_names_known_metrics():
         load_thresholds(DEFAULT_THRESHOLDS, "nope")
 
 
+def test_every_summary_metric_has_a_threshold():
+    # Issue 12: a metric without a floor let "All thresholds met" hide a 1-of-16 decline rate. The LLM
+    # judge is the one exception: extractive mode does not measure it.
+    keys = {key.split("_", 1)[1] for key, value in load_thresholds(DEFAULT_THRESHOLDS, "extractive").items()
+            if not isinstance(value, dict)}
+    missing = [name for name, _ in SUMMARY_METRICS if name != "judge" and name not in keys]
+    assert missing == []
+
+
 def test_load_qa_reads_the_bundled_set_and_rejects_bad_lines(tmp_path):
     items = load_qa(DEFAULT_QA)
-    assert len(items) == 104
-    assert sum(not item.answerable for item in items) == 16
-    assert all(item.follows is None or item.follows < item.id for item in items)
+    assert len(items) == 143
+    assert sum(not item.answerable for item in items) == 17
+    position = {item.id: n for n, item in enumerate(items)}
+    assert all(item.follows is None or position[item.follows] < position[item.id] for item in items)
+    assert all((item.standalone is None) == (item.follows is None) for item in items)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "language": "fr", "kind": "who", "question": "q", "answer": "a", '
                    '"answerable": false}\n', encoding="utf-8")
@@ -318,7 +374,8 @@ def test_eval_gate_meets_thresholds(sample_assistant):
     result.failures = check_thresholds(result.metrics, thresholds)
     write_reports(result, ARTIFACTS, thresholds)
     print("\n" + summary_table(result.metrics))
-    assert len(result.items) == 104
+    assert len(result.items) == 143
+    assert result.metrics["overall"]["follow_ups"] == 38  # answerable follow-ups, each also asked alone
     assert result.failures == [], "below thresholds (see test-artifacts/eval/report.md):\n" + "\n".join(
         result.failures
     )

@@ -38,6 +38,7 @@ FIELDS = {
     "follows",
     "check",
     "absent_terms",
+    "standalone",
 }
 CANONICAL_EN = "What did the chief of staff order about unregistered vehicles?"
 ARTICLE_FIELDS = ("source", "url", "date_extracted", "title", "author", "content")
@@ -120,19 +121,55 @@ def test_enough_unanswerable(items):
     assert {item["language"] for item in unanswerable} == LANGUAGES
 
 
-def test_follow_ups_point_to_an_earlier_item_of_the_same_language(items):
+def test_follow_ups_point_to_an_earlier_item_and_have_a_standalone_form(items):
     position = {item["id"]: n for n, item in enumerate(items)}
     by_id = {item["id"]: item for item in items}
     pairs = Counter()
     for n, item in enumerate(items):
         if item["follows"] is None:
+            assert item["standalone"] is None, f"{item['id']}: standalone form but no follows"
             continue
         lead = by_id.get(item["follows"])
         assert lead is not None, f"{item['id']} follows unknown {item['follows']!r}"
-        assert lead["language"] == item["language"], item["id"]
         assert position[lead["id"]] < n, f"{item['id']} follows a later item"
+        # The same question asked alone, in the follow-up's language, naming what the follow-up leaves out.
+        standalone = item["standalone"]
+        assert isinstance(standalone, str) and standalone.strip() not in ("", item["question"]), item["id"]
+        script = ARABIC_LETTER if item["language"] == "ar" else LATIN_LETTER
+        assert script.search(standalone), f"{item['id']}: standalone form not in {item['language']}"
+        if item["language"] == "en":
+            assert not ARABIC_LETTER.search(standalone), item["id"]
         pairs[item["language"]] += 1
     assert pairs["ar"] >= 5 and pairs["en"] >= 5, pairs
+
+
+def conversations(items: list[dict]) -> list[list[dict]]:
+    """Chains of turns (first question, its follow-up, the follow-up's follow-up, ...), longest branch."""
+    by_id = {item["id"]: item for item in items}
+    followed = {item["follows"] for item in items if item["follows"]}
+    chains = []
+    for item in items:
+        if item["id"] in followed:
+            continue
+        chain = [item]
+        while chain[0]["follows"]:
+            chain.insert(0, by_id[chain[0]["follows"]])
+        if len(chain) > 1:
+            chains.append(chain)
+    return chains
+
+
+def test_conversations_switch_language_over_three_turns(items):
+    long = [chain for chain in conversations(items) if len(chain) >= 3]
+    assert len(long) >= 12, len(long)
+    for chain in long:
+        ids = [turn["id"] for turn in chain]
+        assert chain[0]["follows"] is None and chain[0]["standalone"] is None, ids
+        switches = sum(a["language"] != b["language"] for a, b in zip(chain, chain[1:], strict=False))
+        assert switches >= 2, f"{ids}: the language must switch at every turn of these conversations"
+        assert len({turn["article_ids"][0] for turn in chain if turn["article_ids"]}) == 1, ids
+    languages = Counter(chain[1]["language"] for chain in long)
+    assert languages["ar"] >= 4 and languages["en"] >= 4, languages  # both directions of the switch
 
 
 def test_article_ids_exist_in_the_sample(items, corpus):
@@ -154,8 +191,9 @@ def test_arabic_questions_are_paraphrased_not_copied(items, corpus):
     # Named entities may be quoted (up to ~6 words); whole clauses lifted from an article may not.
     texts = [normalise_arabic(text) for text in corpus.values()]
     for item in (i for i in items if i["language"] == "ar"):
-        run = longest_shared_word_run(item["question"], texts)
-        assert run <= 6, f"{item['id']}: {run} consecutive words copied from the corpus"
+        for question in filter(None, (item["question"], item["standalone"])):
+            run = longest_shared_word_run(question, texts)
+            assert run <= 6, f"{item['id']}: {run} consecutive words copied from the corpus"
 
 
 def test_answerable_items_cite_verbatim_evidence(items, corpus):
