@@ -12,15 +12,19 @@ Each paragraph is chunked exactly as ingest chunks an article and its sentences 
 the reader sees at training what it sees in the product. For every training question the reader reads its
 gold passage and three others: the two passages of the same article most similar to the question that
 lack the answer (near misses: what our unanswerable questions look like) and the most similar passage of
-another article. Losses: each sentence "answers / does not" (binary), the gold sentence against every
-other sentence of the four passages (softmax), and the answer's start and end tokens (softmax).
+another article; with --ablated-negatives also the gold passage itself with the sentence(s) holding the
+answer cut out (same topic, same names, not the detail asked for). Losses: each sentence "answers / does
+not" (binary), the gold sentence against every other sentence of the passages read (softmax), and the
+answer's start and end tokens (softmax).
 
 Chosen on the dev articles and stored with the weights: the abstention threshold per question language
 (the highest that declines at most 10% of dev questions read with their gold paragraph; the same questions
-with the gold paragraph removed measure what it declines) and the weight of the retrieval rank in the
+read over near misses, the gold passage with its answer cut out and the nearest other paragraphs, measure
+what it declines) and the weight of the retrieval rank in the
 reranking score. The test articles' numbers go in the metadata and the
 eval README. Measured on this 2-core machine: about 25 minutes for 2 epochs (cache of the frozen layers
-~1 min, ~9 min per epoch, evaluations ~1 min each). Same seed, same numbers within thread-scheduling noise.
+~1 min, ~9 min per epoch, evaluations ~1 min each); 54 minutes with --ablated-negatives. Same seed,
+same numbers within thread-scheduling noise.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class Passage:
     ids: list[int] = field(default_factory=list)
     offsets: list[tuple[int, int]] = field(default_factory=list)
     vector: np.ndarray | None = None
+    ablated: bool = False  # a gold passage with its answer sentence(s) cut out: never retrieved, only read
 
 
 @dataclass
@@ -86,6 +91,7 @@ class Question:
     ids: list[int] = field(default_factory=list)
     vector: np.ndarray | None = None
     terms: set[str] = field(default_factory=set)
+    ablation: int = -1  # index of its gold passage with the answer sentence(s) cut out, -1 if none
 
 
 def load_squad(path: Path, dataset: str):
@@ -135,7 +141,9 @@ def prepare(args, embedder, settings):
             questions.append(Question(dataset, splits[a], "ar", text, key, answer_start, answer))
             if qid in english:
                 questions.append(Question(dataset, splits[a], "en", english[qid], key, answer_start, answer))
-    print(f"{len(passages)} passages, {len(questions)} questions "
+    add_ablations(passages, questions)
+    print(f"{sum(not p.ablated for p in passages)} passages, {sum(p.ablated for p in passages)} ablated, "
+          f"{len(questions)} questions "
           + ", ".join(f"{s} {sum(q.split == s for q in questions)}" for s in ("train", "dev", "test")), flush=True)
 
     clock = time.perf_counter()
@@ -149,6 +157,38 @@ def prepare(args, embedder, settings):
         question.terms = set(search_terms(question.text))
     print(f"embedded in {time.perf_counter() - clock:.0f} s", flush=True)
     return passages, questions
+
+
+def add_ablations(passages: list[Passage], questions: list[Question]) -> None:
+    """For each question, its gold passage with the sentence(s) holding the answer cut out: the same topic,
+    the same people and places, but not the detail asked for. This is what an unanswerable question over
+    an on-topic article looks like (the other paragraphs of its article rarely share its topic so closely)."""
+    made: dict[tuple[int, tuple[int, ...]], int] = {}
+    originals = len(passages)
+    for q in questions:
+        gold = [i for i in range(originals) if holds_answer(passages[i], q)]
+        if not gold:
+            continue
+        passage = passages[gold[0]]
+        cut = tuple(gold_sentences(passage, q))
+        if not cut or len(cut) == len(passage.sentences):
+            continue
+        key = (gold[0], cut)
+        if key not in made:
+            kept = [(s, e) for i, (s, e) in enumerate(passage.sentences) if i not in cut]
+            text, sentences = "", []
+            for s, e in kept:
+                piece = passage.text[s:e].strip()
+                start = len(text) + (1 if text else 0)
+                text = f"{text} {piece}" if text else piece
+                sentences.append((start, start + len(piece)))
+            if fold(q.answer) in fold(text):  # the answer is said again elsewhere: not a negative
+                made[key] = -1
+                continue
+            passages.append(Passage(passage.dataset, passage.article, passage.paragraph + "-ablated", -1, text,
+                                    sentences, np.empty(0), ablated=True))
+            made[key] = len(passages) - 1
+        q.ablation = made[key]
 
 
 def lower_states(network, sequences: list[list[int]], batch: int = 32):
@@ -196,14 +236,17 @@ def score_pair(network, q_state, p_state, passage: Passage, question: Question):
     return network.sentence_logits(tokens, first, members, torch.from_numpy(features)), network.span_logits(tokens)
 
 
-def training_groups(passages, questions, rng):
-    """Per training question: (gold passage index, [negative passage indexes])."""
+def training_groups(passages, questions, rng, ablated_negatives: bool = False):
+    """Per training question: (gold passage index, [negative passage indexes]); with `ablated_negatives`,
+    its gold passage with the answer cut out is one more negative."""
     by_article: dict[tuple[str, int], list[int]] = {}
     for i, p in enumerate(passages):
-        by_article.setdefault((p.dataset, p.article), []).append(i)
+        if not p.ablated:
+            by_article.setdefault((p.dataset, p.article), []).append(i)
     matrix = np.stack([p.vector for p in passages])
     train_articles = {(q.dataset, int(q.paragraph.split("-")[1])) for q in questions if q.split == "train"}
-    train_passages = np.array([i for i, p in enumerate(passages) if (p.dataset, p.article) in train_articles])
+    train_passages = np.array([i for i, p in enumerate(passages)
+                               if (p.dataset, p.article) in train_articles and not p.ablated])
     groups = []
     for qi, q in enumerate(questions):
         if q.split != "train":
@@ -217,7 +260,8 @@ def training_groups(passages, questions, rng):
         same.sort(key=lambda i: -float(passages[i].vector @ q.vector))
         others = [int(i) for i in train_passages[np.argsort(-(matrix[train_passages] @ q.vector))][:20]
                   if (passages[i].dataset, passages[i].article) != (q.dataset, article)]
-        groups.append((qi, gold[0], same[:2] + others[:1]))
+        ablation = [q.ablation] if ablated_negatives and q.ablation >= 0 else []
+        groups.append((qi, gold[0], same[:2] + others[:1] + ablation))
     rng.shuffle(groups)
     return groups
 
@@ -229,7 +273,8 @@ def evaluate(network, passages, questions, p_cache, q_cache, split: str):
     rows = []
     by_dataset = {}
     for i, p in enumerate(passages):
-        by_dataset.setdefault(p.dataset, []).append(i)
+        if not p.ablated:
+            by_dataset.setdefault(p.dataset, []).append(i)
     matrices = {d: np.stack([passages[i].vector for i in idx]) for d, idx in by_dataset.items()}
     network.eval()
     with torch.inference_mode():
@@ -242,6 +287,9 @@ def evaluate(network, passages, questions, p_cache, q_cache, split: str):
             ranked = [idx[j] for j in order[: CANDIDATES + 4]]
             with_gold = ranked[:CANDIDATES]
             without = [i for i in ranked if passages[i].paragraph != q.paragraph][:CANDIDATES]
+            # A near miss: the other passages, and the gold one with its answer cut out in its place.
+            if q.ablation >= 0:
+                without = [q.ablation] + without[: CANDIDATES - 1]
             readings = {}
             for i in dict.fromkeys(with_gold + without):
                 logits, _ = score_pair(network, q_cache[qi], p_cache[i], passages[i], q)
@@ -353,6 +401,8 @@ def main() -> None:
     parser.add_argument("--recalibrate", type=Path, help="only choose gamma and thresholds again for these weights")
     parser.add_argument("--lower", type=int, default=LOWER, help="frozen lower layers (the rest are trained)")
     parser.add_argument("--lr", type=float, default=5e-5, help="learning rate of the trained layers")
+    parser.add_argument("--ablated-negatives", action="store_true",
+                        help="also train on each gold passage with its answer cut out (not adopted: eval/README)")
     parser.add_argument("--limit", type=int, default=0, help="training questions (0 = all; a small number smoke-tests)")
     args = parser.parse_args()
 
@@ -378,7 +428,7 @@ def main() -> None:
     head_params = list(network.sentence_head.parameters()) + list(network.span_head.parameters())
     optimizer = torch.optim.AdamW([{"params": top_params, "lr": args.lr}, {"params": head_params, "lr": 1e-3}],
                                   weight_decay=0.01)
-    groups = training_groups(passages, questions, rng)
+    groups = training_groups(passages, questions, rng, args.ablated_negatives)
     if args.limit:
         groups = groups[: args.limit]
     steps = args.epochs * math.ceil(len(groups) / args.batch)
