@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .text import detect_language, fold, words
+from .text import ARABIC_STOPWORDS, ENGLISH_STOPWORDS, clean_for_matching, detect_language, fold, words
 
 # Openings and references that make a question lean on the previous one.
 _FOLLOW_UP_EN = re.compile(
@@ -21,25 +21,22 @@ _FOLLOW_UP_AR = re.compile(
     r"|\b(هو|هي|هم|هما|ذلك|هذا|هذه|تلك|منهما|منهم)\b"
 )
 
-# Words an earlier question does not pass on to a follow-up: question words, pronouns, auxiliaries and
-# other function words (compared after `fold()`), in both languages. What is left is the topic: names,
-# places, things ("chief of staff", "unregistered vehicles", "رئيس الأركان", "السيارات غير المسجلة").
-_NOT_TOPIC_EN = frozenset(
-    "a an the of in on at to for from by with and or but so is are was were be been being am it its this that "
-    "these those as do does did done has have had what which who whom whose when where why how many much "
-    "about into than then there their they them he she his her him we you i me my our your us according "
-    "will would shall should can could may might must also just only any some all each other another same "
-    "more most less least very not no yes one ones say said says tell told ask asked give gave given get got "
-    "make made take took happen happened".split()
+# Words an earlier question does not pass on to a follow-up: the function words search drops, and the
+# question words, pronouns and auxiliaries it keeps (compared after `fold()`), in both languages. What is
+# left is the topic: names, places, things ("chief of staff", "unregistered vehicles", "رئيس الأركان",
+# "السيارات غير المسجلة").
+_NOT_TOPIC_EN = ENGLISH_STOPWORDS | frozenset(
+    "but so being am done has have had whose many much him me my our your us according will would shall "
+    "should can could may might must also just only any some all each other another same more most less "
+    "least very not no yes one ones say said says tell told ask asked give gave given get got make made "
+    "take took happen happened".split()
 )
 _NOT_TOPIC_AR = frozenset(
-    fold(word) for word in (
-        "في من على إلى الى عن أن ان إن او أو ثم حتى مع هذا هذه ذلك تلك التي الذي الذين اللذين اللتين هو هي هم "
-        "هما هن كان كانت يكون تكون قد لقد و ف ب ل ك ما ماذا متى أين اين كم كيف لماذا لم لمن هل أي اي أيّ "
-        "إذا اذا كل بين عند منذ لدى أيضا ايضا حيث بعد قبل كما فيه فيها منه منها عليه عليها إليه اليه له لها "
-        "به بها بشأن حول وفق وفقا بحسب عما مما ممن فيما بما لما وما وماذا ومن ومتى وأين واين وكم وكيف ولماذا "
-        "وهل وأي فما فماذا فمن فهل فكم ثمة الذى التى هل لا نعم قال قالت ذكر ذكرت"
-    ).split()
+    fold(word) for word in ARABIC_STOPWORDS | frozenset(
+        "اللذين اللتين هما هن يكون تكون ماذا متى أين اين كم كيف لماذا لم لمن هل بشأن حول وفق وفقا بحسب عما "
+        "مما ممن فيما بما لما وما وماذا ومن ومتى وأين واين وكم وكيف ولماذا وهل وأي فما فماذا فمن فهل فكم ثمة "
+        "لا نعم قال قالت ذكر ذكرت".split()
+    )
 )
 MAX_TOPIC_WORDS = 12  # carried from the earlier questions, nearest first
 
@@ -60,20 +57,19 @@ def looks_like_follow_up(question: str) -> bool:
     if len(words(question)) <= 3:
         return True
     pattern = _FOLLOW_UP_AR if detect_language(question) == "ar" else _FOLLOW_UP_EN
-    return bool(pattern.search(question.strip()))
+    return bool(pattern.search(clean_for_matching(question).strip()))  # "وَمَاذَا" opens like "وماذا"
 
 
 def topic_terms(question: str) -> list[str]:
     """The words of a question that name its topic, as written and in order: what is left when question
-    words, pronouns and function words are dropped (a clitic و/ف/ب/ل before an Arabic one too)."""
+    words, pronouns and function words are dropped (a clitic و/ف/ب/ل before an Arabic one too). Diacritics
+    are removed first: a regex word does not match them, so they would split a word."""
     kept = []
-    for token in re.findall(r"\w+", question):
+    for token in re.findall(r"\w+", clean_for_matching(question)):
         folded = fold(token)
-        if folded in _NOT_TOPIC_EN or folded in _NOT_TOPIC_AR or folded.isdigit() and len(folded) < 2:
+        if len(folded) < 2 or folded in _NOT_TOPIC_EN or folded in _NOT_TOPIC_AR:
             continue
         if len(folded) > 2 and folded[0] in "وفبل" and folded[1:] in _NOT_TOPIC_AR:
-            continue
-        if len(folded) < 2:
             continue
         kept.append(token)
     return kept
@@ -100,7 +96,7 @@ def _conversation_topic(question: str, previous: list[str]) -> list[str]:
         before = previous[len(previous) - len(chain) - 1]
         if detect_language(before) == language and not looks_like_follow_up(before):
             same = [before]
-    have = {fold(token) for token in re.findall(r"\w+", question)}
+    have = set(words(question))
     terms: list[str] = []
     for earlier in same + other:
         for term in topic_terms(earlier):

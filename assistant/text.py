@@ -25,11 +25,11 @@ _ARABIC_LETTER = re.compile("[\u0621-\u064a\u0671-\u06d3\u06fa-\u06ff]")
 _LATIN_LETTER = re.compile("[A-Za-z]")
 
 # Function words that carry no topic; kept short so that negations and question words survive.
-_ARABIC_STOPWORDS = frozenset(
+ARABIC_STOPWORDS = frozenset(
     "في من على الى عن ان او ثم حتى مع هذا هذه ذلك تلك التي الذي الذين هو هي هم كان كانت قد لقد و ف ب ل ك "
     "ما اذا اي كل بين عند منذ لدى ايضا حيث بعد قبل كما فيه فيها منه منها عليه عليها اليه له لها به بها".split()
 )
-_ENGLISH_STOPWORDS = frozenset(
+ENGLISH_STOPWORDS = frozenset(
     "a an the of in on at to for from by with and or is are was were be been it its this that these those "
     "as do does did what which who whom when where why how about into than then there their they he she "
     "his her them we you i".split()
@@ -84,13 +84,13 @@ def search_terms(text: str, keep_stopwords: bool = False) -> list[str]:
     for token in tokens:
         if _ARABIC_LETTER.search(token):
             folded = token.translate(_FOLD_LETTERS)
-            if not keep_stopwords and folded in _ARABIC_STOPWORDS:
+            if not keep_stopwords and folded in ARABIC_STOPWORDS:
                 continue
             stem = arabic_stem(token).translate(_FOLD_LETTERS)
             terms.append(stem if len(stem) >= 2 else folded)
         else:
             lowered = token.casefold()
-            if not keep_stopwords and lowered in _ENGLISH_STOPWORDS:
+            if not keep_stopwords and lowered in ENGLISH_STOPWORDS:
                 continue
             terms.append(english_stem(lowered) if _LATIN_LETTER.search(lowered) else lowered)
     return terms

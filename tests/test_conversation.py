@@ -35,6 +35,15 @@ def test_topic_terms_keep_names_and_things_not_question_words():
     assert topic_terms("How old was he?") == ["old"]
 
 
+def test_diacritics_neither_split_words_nor_hide_a_follow_up():
+    vocalised = "وَمَاذَا طَلَبَ وَزِيرُ الدَّاخِلِيَّةِ؟"
+    assert topic_terms(vocalised) == ["طلب", "وزير", "الداخلية"]
+    assert looks_like_follow_up("وَمَاذَا طَلَبَ وَزِيرُ الدَّاخِلِيَّةِ فِي الاجْتِمَاعِ؟")
+    history = _history((CANONICAL_AR, "«...» [1]"))
+    carried = condense_heuristically(MINISTER_AR, history)[len(MINISTER_AR):]
+    assert carried and condense_heuristically(vocalised, history) == vocalised + carried
+
+
 def test_a_follow_up_carries_the_topic_not_the_earlier_question():
     standalone = condense_heuristically(MINISTER_AR, _history((CANONICAL_AR, "«...» [1]")))
     assert standalone.startswith(MINISTER_AR)
