@@ -56,8 +56,12 @@ def test_unanswerable_question_is_declined_in_its_language(sample_assistant, que
 def test_follow_up_uses_the_history(sample_assistant):
     first = sample_assistant.ask(CANONICAL_EN)
     history = [{"role": "user", "content": CANONICAL_EN}, {"role": "assistant", "content": first.text}]
-    follow = sample_assistant.ask("And what did the interior minister ask for?", history=history)
-    assert CANONICAL_EN in follow.standalone_question
+    question = "And what did the interior minister ask for?"
+    follow = sample_assistant.ask(question, history=history)
+    # Issue 12: the follow-up is searched with the earlier question's topic, not its whole text.
+    assert follow.standalone_question.startswith(question)
+    assert "chief staff" in follow.standalone_question and "unregistered vehicles" in follow.standalone_question
+    assert CANONICAL_EN not in follow.standalone_question
     assert follow.citations and follow.citations[0].article_id == SEED
 
 
