@@ -39,6 +39,7 @@ _NOT_TOPIC_AR = frozenset(
     )
 )
 MAX_TOPIC_WORDS = 12  # carried from the earlier questions, nearest first
+MAX_CONTEXT_WORDS = 30  # of the earlier questions' whole text, in `follow_up_in_context`
 
 
 def user_questions(history: Sequence[Any] | None) -> list[str]:
@@ -82,11 +83,7 @@ def _conversation_topic(question: str, previous: list[str]) -> list[str]:
     Arabic twin, an Arabic follow-up carries the Arabic terms); terms the follow-up already has are not
     repeated. In whatever language they were asked: the embedder is multilingual, and an English
     follow-up about Arabic articles gains from Arabic terms in the lexical search."""
-    chain = []
-    for earlier in reversed(previous):
-        chain.append(earlier)
-        if not looks_like_follow_up(earlier):
-            break
+    chain = _leaned_on(previous)
     language = detect_language(question)
     same = [q for q in chain if detect_language(q) == language]
     other = [q for q in chain if detect_language(q) != language]
@@ -117,3 +114,26 @@ def condense_heuristically(question: str, history: Sequence[Any] | None) -> str:
         return question
     terms = _conversation_topic(question, previous)
     return f"{question} ({' '.join(terms)})" if terms else question
+
+
+def _leaned_on(previous: list[str]) -> list[str]:
+    """The earlier questions a follow-up leans on, nearest first: the latest, and when that was itself a
+    follow-up, the ones before it back to the question that opened the topic."""
+    chain = []
+    for earlier in reversed(previous):
+        chain.append(earlier)
+        if not looks_like_follow_up(earlier):
+            break
+    return chain
+
+
+def follow_up_in_context(question: str, history: Sequence[Any] | None) -> str:
+    """A follow-up with the whole text of the questions it leans on after it (up to MAX_CONTEXT_WORDS
+    words), oldest first: what the reader judges answerability on next to the topic-term form, because a
+    cross-encoder trained on questions reads a real question better than a bag of terms (the topic form
+    searches better: it does not ask for the earlier answer again). Not a follow-up: returned as it is."""
+    previous = user_questions(history)
+    if not previous or not looks_like_follow_up(question):
+        return question
+    context = " ".join(reversed(_leaned_on(previous))).split()[:MAX_CONTEXT_WORDS]
+    return f"{question} ({' '.join(context)})"

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from . import smalltalk
-from .conversation import condense_heuristically, looks_like_follow_up, user_questions
+from .conversation import condense_heuristically, follow_up_in_context, looks_like_follow_up, user_questions
 from .embedder import load_embedder
 from .errors import EmbedderError, IndexMismatch, IsnadError, LLMError
 from .extractive import NO_ANSWER, answer_extractively, answer_from_readings, score_sentences
@@ -176,9 +176,15 @@ class Assistant:
                 read = hits[: len(readings)]
                 prior = score_sentences(question, read_vector, read, self.embedder, stored)
                 support = None
-                if standalone != question:  # judged with the context the follow-up leans on
-                    in_context = self.reader.read(standalone, query_vector, _reader_passages(read, stored))
-                    support = max(reading.best for reading in in_context)
+                if standalone != question:
+                    # Whether the articles answer is judged with the context the follow-up leans on, in
+                    # both forms: the topic terms it was searched with, and the earlier questions' whole
+                    # text (measured in eval/README: the terms alone declined answerable follow-ups).
+                    passages = _reader_passages(read, stored)
+                    whole = follow_up_in_context(question, history)
+                    forms = [(standalone, query_vector), (whole, self.embedder.embed_query(whole))]
+                    support = max(reading.best for form, vector in forms
+                                  for reading in self.reader.read(form, vector, passages))
                 answer = answer_from_readings(question, language, read, readings, self.reader, prior, support)
             else:
                 stored = self.store.sentence_vectors([hit.chunk_id for hit in hits])

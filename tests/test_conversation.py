@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.conversation import condense_heuristically, looks_like_follow_up, topic_terms
+from assistant.conversation import (
+    MAX_CONTEXT_WORDS,
+    condense_heuristically,
+    follow_up_in_context,
+    looks_like_follow_up,
+    topic_terms,
+)
 
 CANONICAL_EN = "What did the chief of staff order about unregistered vehicles?"
 CANONICAL_AR = "ماذا أمر رئيس الأركان بشأن السيارات غير المسجلة؟"
@@ -80,6 +86,19 @@ def test_a_question_that_stands_alone_is_not_changed():
     assert not looks_like_follow_up(question)
     assert condense_heuristically(question, history) == question
     assert condense_heuristically(MINISTER_AR, []) == MINISTER_AR
+
+
+def test_the_reader_also_judges_a_follow_up_with_the_whole_questions_it_leans_on():
+    opening = "How many people did the Jeddah civil defence rescue from the burning flat?"
+    history = _history((CANONICAL_EN, "a"), (opening, "b"), ("وكم طابقاً يضم المبنى؟", "c"))
+    in_context = follow_up_in_context("And why was it evacuated?", history)
+    # the chain back to its opening question, oldest first; the unrelated first question is not carried
+    assert in_context == f"And why was it evacuated? ({opening} وكم طابقاً يضم المبنى؟)"
+    assert follow_up_in_context(MINISTER_AR, []) == MINISTER_AR
+    assert follow_up_in_context("How many counterfeit iPhones were produced in Beijing?", history).endswith("Beijing?")
+    long_opening = " ".join(["word"] * 50) + "?"
+    carried = follow_up_in_context("And why?", _history((long_opening, "a")))[len("And why? ("):-1]
+    assert len(carried.split()) == MAX_CONTEXT_WORDS
 
 
 # --- the sample index: issue 12's conversations -----------------------------------------------------
