@@ -10,7 +10,6 @@ reader's fine-tuned copies of the top layers load from the same state dict eithe
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,23 +20,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-_POOLING = {  # the only pooling this backend reproduces; any other folder goes through sentence-transformers
-    "pooling_mode_mean_tokens": True,
-    "pooling_mode_cls_token": False,
-    "pooling_mode_max_tokens": False,
-    "pooling_mode_mean_sqrt_len_tokens": False,
-    "pooling_mode_weightedmean_tokens": False,
-    "pooling_mode_lasttoken": False,
-    "include_prompt": True,
-}
+from .bert_folder import BertFolder, mean_unit
+
 _WORDS = "embeddings.word_embeddings.weight"
-_MODULES = [
-    "sentence_transformers.models.Transformer",
-    "sentence_transformers.models.Pooling",
-    "sentence_transformers.models.Normalize",
-]
-
-
 class Embeddings(nn.Module):
     def __init__(self, config: SimpleNamespace) -> None:
         super().__init__()
@@ -145,84 +130,42 @@ def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return ((1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min).to(dtype)
 
 
-def is_plain_bert_folder(folder: Path) -> bool:
-    """Whether `folder` is a sentence-transformers folder this backend reproduces exactly: a BertModel with
-    absolute positions, mean pooling over all tokens, then Normalize, and a tokenizer.json."""
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
-        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        config.get("model_type") == "bert"
-        and config.get("position_embedding_type", "absolute") == "absolute"
-        and config.get("hidden_act") == "gelu"
-        and [m.get("type") for m in modules] == _MODULES
-        and modules[0].get("path") == ""
-        and all(pooling.get(k, v if k == "include_prompt" else False) == v for k, v in _POOLING.items())
-        and (folder / "tokenizer.json").is_file()
-        and (folder / "model.safetensors").is_file()
-    )
-
-
 class BertBackend:
-    """Embeds with `Bert` over a folder that `is_plain_bert_folder` accepts."""
+    """Embeds with `Bert` over a folder that `bert_folder.is_plain_bert_folder` accepts."""
 
     def __init__(self, folder: Path) -> None:
         from safetensors.torch import load_file
-        from tokenizers import Tokenizer
 
-        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        config = SimpleNamespace(**{"layer_norm_eps": 1e-12, "type_vocab_size": 2, "hidden_dropout_prob": 0.1,
-                                    "attention_probs_dropout_prob": 0.1, "pad_token_id": 0, **raw})
-        model = Bert(config)
+        self.folder = BertFolder(folder)
+        model = Bert(self.folder.config)
         state = {k: v if k == _WORDS else v.float()
-                 for k, v in load_file(str(folder / "model.safetensors")).items() if not k.startswith("pooler.")}
+                 for k, v in load_file(str(Path(folder) / "model.safetensors")).items() if not k.startswith("pooler.")}
         model.load_state_dict(state, strict=True, assign=True)
         self.model = model.eval()
-        st_config = _read_json(folder / "sentence_bert_config.json")
-        self.max_tokens = int(st_config.get("max_seq_length") or config.max_position_embeddings)
-        self.dimension = int(config.hidden_size)
-        prompts = _read_json(folder / "config_sentence_transformers.json").get("prompts") or {}
-        self.prompts: dict[str, str] = {k: v for k, v in prompts.items() if isinstance(v, str)}
-        # Never truncating or padding (the embedder counts tokens with it too); `forward` cuts and pads.
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
-        self.pad_id = int(config.pad_token_id)
+        self.max_tokens, self.dimension = self.folder.max_tokens, self.folder.dimension
+        self.prompts = self.folder.prompts
 
     def forward(self, texts: list[str], prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Token states (batch, tokens, hidden) and the 0/1 attention mask (batch, tokens)."""
-        batch = []
-        for encoding in self.tokenizer.encode_batch([prompt + text for text in texts]):
-            ids = encoding.ids
-            # As the tokenizer's own truncation: the text is cut, the closing special token kept.
-            batch.append(ids[: self.max_tokens - 1] + ids[-1:] if len(ids) > self.max_tokens else ids)
-        width = max(len(ids) for ids in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, row in enumerate(batch):
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
+        ids, mask = (torch.from_numpy(x) for x in self.folder.batch(texts, prompt))
         with torch.inference_mode():
             return self.model(ids, mask), mask
 
     def encode(self, texts: list[str], prompt: str) -> np.ndarray:
         """Unit-length mean-pooled vectors (len(texts), dimension)."""
         states, mask = self.forward(texts, prompt)
-        return _unit(_mean(states, mask)).numpy()
+        return mean_unit(states.numpy(), mask.numpy())
 
     def encode_tokens(self, texts: list[str], prompt: str) -> list[dict[str, np.ndarray]]:
         """Per text: its pooled unit vector and its token states (padding dropped)."""
-        states, mask = self.forward(texts, prompt)
-        pooled = _unit(_mean(states, mask)).numpy()
-        return [{"sentence_embedding": pooled[i], "token_embeddings": states[i][mask[i].bool()].numpy()}
+        states, mask = (x.numpy() for x in self.forward(texts, prompt))
+        pooled = mean_unit(states, mask)
+        return [{"sentence_embedding": pooled[i], "token_embeddings": states[i][mask[i].astype(bool)]}
                 for i in range(len(texts))]
 
     @property
     def counter(self) -> Any:
-        return self.tokenizer
+        return self.folder.tokenizer
 
     @property
     def backbone(self) -> Bert:
@@ -230,20 +173,3 @@ class BertBackend:
 
     def weights(self) -> dict[str, Any]:
         return self.model.state_dict()
-
-
-def _mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask.unsqueeze(-1).to(states.dtype)
-    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-
-
-def _unit(vectors: torch.Tensor) -> torch.Tensor:
-    return F.normalize(vectors, p=2, dim=1)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -15,6 +15,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ class Embedder:
     """
 
     def __init__(self, backend: Any, model_id: str, fingerprint: str) -> None:
-        self._backend = backend  # a BertBackend (our e5 builds) or a _SentenceTransformerBackend
+        self._backend = backend  # OnnxBertBackend / BertBackend (our e5 builds), or a _SentenceTransformerBackend
         self.model_id = model_id
         self.fingerprint = fingerprint
         if not backend.dimension:
@@ -131,7 +132,7 @@ class Embedder:
         texts = list(texts)
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        with _one_torch_thread():
+        with _one_torch_thread() if getattr(self._backend, "runs_on_torch", True) else nullcontext():
             return self._encode(texts, self._query_prompt)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -151,6 +152,12 @@ class Embedder:
         """The transformer under the pooling (`bert.Bert` for our e5 builds, else a `transformers` model):
         the reader runs its frozen lower layers and fine-tunes copies of its top ones."""
         return self._backend.backbone
+
+    @property
+    def onnx(self) -> Any:
+        """The onnxruntime backend (onnx_bert.OnnxBertBackend: its word vectors and graphs folder, which the
+        reader shares), or None when the embedder runs on torch."""
+        return self._backend if not getattr(self._backend, "runs_on_torch", True) else None
 
     def model_input(self, text: str, kind: str, max_tokens: int) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids with the model's special tokens and the `kind` ("query" or "passage") prompt, cut to
@@ -310,12 +317,19 @@ def _load_folder(folder: Path) -> Embedder:
 
 
 def _our_build_backend(folder: Path) -> Any:
-    """Our builds run on the plain-torch `bert` module (a cold load in ~1 s instead of ~10 s through
-    sentence-transformers); a folder it does not reproduce exactly still loads through sentence-transformers."""
-    from . import bert
+    """Our builds run on onnxruntime (onnx_bert: no torch import on the query path) or, where that is not
+    available, on the plain-torch `bert` module (a cold load in ~1 s instead of ~10 s through
+    sentence-transformers); a folder neither reproduces exactly still loads through sentence-transformers."""
+    from . import onnx_bert
+    from .bert_folder import is_plain_bert_folder
 
-    if bert.is_plain_bert_folder(folder):
+    if is_plain_bert_folder(folder):
         try:
+            backend = onnx_bert.load_backend(folder)
+            if backend is not None:
+                return backend
+            from . import bert
+
             return bert.BertBackend(folder)
         except (OSError, ValueError, RuntimeError) as exc:
             raise EmbedderError(f"cannot load embedding model from {str(folder)!r}: {exc}") from exc

@@ -44,6 +44,9 @@ MAX_PASSAGE_TOKENS = 256  # chunks are 160 embedder tokens; the prompt and speci
 MAX_ANSWER_TOKENS = 24
 FEATURES = 3
 HEAD_HIDDEN = 256
+# onnxruntime threads for reading the passages: a cold `isnad ask` 3.1-3.3 s on one, 2.8-3.1 s on two
+# (idle 2-core machine, alternated runs); torch's reader stays on one thread (embedder._one_torch_thread).
+ONNX_THREADS = 2
 
 
 @dataclass
@@ -170,15 +173,16 @@ def weights_fingerprint(weights: Path = WEIGHTS) -> str:
 
 
 class Reader:
-    """The trained reader over a loaded embedder (the same base model it was trained over)."""
+    """The trained reader over a loaded embedder (the same base model it was trained over). Its transformer
+    layers run on onnxruntime when the embedder does (onnx_bert), else on torch; the heads run in numpy."""
 
     def __init__(self, embedder: Embedder, weights: Path = WEIGHTS) -> None:
         from safetensors import safe_open
-        from safetensors.torch import load_file
+        from safetensors.numpy import load_file
 
         if not Path(weights).is_file():
             raise EmbedderError(f"the reader's weights {weights} are missing: train them with eval/train_reader.py")
-        with safe_open(str(weights), "pt") as handle:
+        with safe_open(str(weights), "numpy") as handle:
             metadata = handle.metadata() or {}
         trained_over = metadata.get("embedder")
         if trained_over != embedder.fingerprint:
@@ -193,10 +197,23 @@ class Reader:
         self.rank_weight = float(metadata.get("gamma", 0.0))
         self.info = json.loads(metadata.get("info", "{}"))
         self.fingerprint = weights_fingerprint(weights)
-        self.network = build_network(embedder.backbone, int(metadata.get("lower", LOWER)))
-        state = {name: tensor.float() for name, tensor in load_file(str(weights)).items()}
-        self.network.load_state_dict(state)
-        self.network.eval()
+        self.lower_layers = int(metadata.get("lower", LOWER))
+        self.state = {name: tensor.astype(np.float32) for name, tensor in load_file(str(weights)).items()}
+        self._heads = _Heads(self.state)
+        self._runner = _onnx_runner(self) if embedder.onnx is not None else None
+        if self._runner is None:
+            self._runner = _TorchRunner(self)
+
+    @property
+    def network(self):
+        """The torch network (training, export; the torch runner): built on first use."""
+        if getattr(self, "_network", None) is None:
+            import torch
+
+            network = build_network(self.embedder.backbone, self.lower_layers)
+            network.load_state_dict({name: torch.from_numpy(t) for name, t in self.state.items()})
+            self._network = network.eval()
+        return self._network
 
     def read(
         self,
@@ -205,12 +222,8 @@ class Reader:
         passages: list[tuple[str, list[tuple[int, int, np.ndarray]] | None]],
     ) -> list[PassageReading]:
         """Read each passage (text, its stored sentence (start, end, vector)s relative to the text, or None)."""
-        import torch
-
         if not passages:
             return []
-        from .embedder import _one_torch_thread
-
         sentences, vectors = [], []
         for text, stored in passages:
             if stored:
@@ -228,24 +241,19 @@ class Reader:
         question_terms = set(search_terms(question))
         q_ids, _ = self.embedder.model_input(question, "query", MAX_QUESTION_TOKENS)
         prepared = [self.embedder.model_input(text, "passage", MAX_PASSAGE_TOKENS) for text, _ in passages]
-        with torch.inference_mode(), _one_torch_thread():
-            lower = self.network.lower([q_ids] + [ids for ids, _ in prepared])
-            q_state, p_states = lower[0], lower[1:]
-            outputs = self.network([q_state] * len(p_states), p_states)
-            readings = []
-            for (text, _), (_, offsets), spans, vecs, (tokens, first) in zip(
-                passages, prepared, sentences, vectors, outputs, strict=True
-            ):
-                features = sentence_features(question_terms, vecs @ query_vector, [text[a:b] for a, b in spans])
-                members = sentence_members(offsets, spans)
-                logits = self.network.sentence_logits(
-                    tokens, first, torch.from_numpy(members), torch.from_numpy(features)
-                ).numpy()
-                # A sentence cut off by the token limit has no tokens: it keeps only its features' verdict.
-                best = int(np.argmax(logits))
-                start_logits, end_logits = (x.numpy() for x in self.network.span_logits(tokens))
-                answer, answer_score = best_span(offsets, members[best], start_logits, end_logits)
-                readings.append(PassageReading(spans, logits.astype(np.float32), answer, answer_score))
+        outputs = self._runner([q_ids] + [ids for ids, _ in prepared])
+        readings = []
+        for (text, _), (_, offsets), spans, vecs, (tokens, first) in zip(
+            passages, prepared, sentences, vectors, outputs, strict=True
+        ):
+            features = sentence_features(question_terms, vecs @ query_vector, [text[a:b] for a, b in spans])
+            members = sentence_members(offsets, spans)
+            logits = self._heads.sentence_logits(tokens, first, members, features)
+            # A sentence cut off by the token limit has no tokens: it keeps only its features' verdict.
+            best = int(np.argmax(logits))
+            start_logits, end_logits = self._heads.span_logits(tokens)
+            answer, answer_score = best_span(offsets, members[best], start_logits, end_logits)
+            readings.append(PassageReading(spans, logits.astype(np.float32), answer, answer_score))
         return readings
 
     def threshold(self, language: str) -> float:
@@ -270,6 +278,98 @@ def best_span(offsets, inside: np.ndarray, start_logits: np.ndarray, end_logits:
             if score > best:
                 best, where = score, (offsets[i][0], offsets[j][1])
     return where, best
+
+
+class _Heads:
+    """The sentence and span heads in numpy (the same arithmetic as ReaderNetwork's)."""
+
+    def __init__(self, state: dict[str, np.ndarray]) -> None:
+        self.w1, self.b1 = state["sentence_head.0.weight"].T, state["sentence_head.0.bias"]
+        self.w2, self.b2 = state["sentence_head.2.weight"].T, state["sentence_head.2.bias"]
+        self.span_w, self.span_b = state["span_head.weight"].T, state["span_head.bias"]
+
+    def sentence_logits(self, tokens: np.ndarray, first: np.ndarray, members: np.ndarray, features: np.ndarray):
+        means = members @ tokens / np.maximum(members.sum(axis=1, keepdims=True), 1)
+        joined = np.concatenate([means, np.broadcast_to(first, (len(means), len(first))), features], axis=1)
+        return (_gelu(joined @ self.w1 + self.b1) @ self.w2 + self.b2)[:, 0]
+
+    def span_logits(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        both = tokens @ self.span_w + self.span_b
+        return both[:, 0], both[:, 1]
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf  # already loaded by bm25s
+
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+class _TorchRunner:
+    """(question ids, passage ids...) -> per passage (its token states, the question's first state)."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.network = reader.network
+
+    def __call__(self, batch: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        import torch
+
+        from .embedder import _one_torch_thread
+
+        with torch.inference_mode(), _one_torch_thread():
+            lower = self.network.lower(batch)
+            outputs = self.network([lower[0]] * (len(lower) - 1), lower[1:])
+            return [(tokens.numpy(), first.numpy()) for tokens, first in outputs]
+
+
+class _OnnxRunner:
+    """As _TorchRunner, on the reader's two onnxruntime graphs: the base model's lower layers, then the
+    fine-tuned top over each (question, passage) pair."""
+
+    def __init__(self, words, lower, top, segment: np.ndarray, pad_id: int) -> None:
+        self.words, self.lower, self.top, self.segment, self.pad_id = words, lower, top, segment, pad_id
+
+    def __call__(self, batch: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        from .bert_folder import pad
+
+        ids, mask = pad(batch, self.pad_id)
+        states = self.lower(self.words(ids), mask)
+        question = states[0, : len(batch[0])] + self.segment[0]
+        passages = [states[i, : len(tokens)] + self.segment[1] for i, tokens in enumerate(batch) if i]
+        width = len(question) + max(len(p) for p in passages)
+        joined = np.zeros((len(passages), width, question.shape[1]), dtype=np.float32)
+        joined_mask = np.zeros((len(passages), width), dtype=np.int64)
+        for i, passage in enumerate(passages):
+            end = len(question) + len(passage)
+            joined[i, : len(question)], joined[i, len(question) : end] = question, passage
+            joined_mask[i, :end] = 1
+        out = self.top(joined, joined_mask)
+        return [(out[i, len(question) : len(question) + len(p)], out[i, 0]) for i, p in enumerate(passages)]
+
+
+def _onnx_runner(reader: Reader) -> _OnnxRunner | None:
+    """The reader's graphs beside the embedder's (exported on first use, named by the reader's
+    fingerprint), or None to stay on torch."""
+    from .onnx_bert import layers_module, load_graph
+
+    backend = reader.embedder.onnx
+    name = f"{reader.fingerprint.replace('@', '-')}-lower{reader.lower_layers}"
+
+    def lower():
+        base = reader.network._base[0]
+        module = layers_module(list(base.encoder.layer[: reader.lower_layers]), base.config.hidden_size,
+                               base.embeddings)
+        return module, module
+
+    def top():
+        network = reader.network
+        module = layers_module(list(network.top), network._base[0].config.hidden_size)
+        return module, module
+
+    graphs = [load_graph(backend.graphs_dir / f"{name}-{part}.onnx", build, threads=ONNX_THREADS)
+              for part, build in (("lower", lower), ("top", top))]
+    if None in graphs:
+        return None
+    return _OnnxRunner(backend.words, *graphs, reader.state["segment"], backend.folder.pad_id)
 
 
 _readers: dict[tuple[int, str], Reader] = {}

