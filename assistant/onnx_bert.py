@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -67,6 +68,9 @@ def load_graph(path: Path, build: Callable[[], tuple[Any, Callable[[Any, Any], A
         if not path.is_file():
             with _export_lock:
                 if not path.is_file():
+                    if sys.stderr.isatty():  # once per model: say why this first answer takes longer
+                        print(f"isnad: preparing {path.name} for fast answers (once, a few seconds) ...",
+                              file=sys.stderr, flush=True)
                     _export(path, *build())
         return Graph(path, threads)
     except Exception as exc:  # noqa: BLE001 - any failure here only means staying on torch

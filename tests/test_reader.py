@@ -109,8 +109,9 @@ def test_onnxruntime_and_torch_readers_agree(reader):
         assert a.answer == b.answer
 
 
-def test_answering_a_question_never_imports_torch(sample_settings):
-    """The cold `isnad ask` path: onnxruntime graphs (exported in an earlier process), no torch import."""
+def test_answering_a_question_never_imports_torch(sample_settings, reader):
+    """The cold `isnad ask` path: onnxruntime graphs (exported once, here by the `reader` fixture's
+    process), no torch import."""
     import subprocess
     import sys
 
