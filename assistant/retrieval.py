@@ -86,11 +86,11 @@ class Filters:
 
 
 class LexicalIndex:
-    """BM25 over `search_terms` of every stored chunk."""
+    """Every stored chunk's text and metadata (what hits are built from), and BM25 over their
+    `search_terms`, built on the first search (English questions never search it: a cold English
+    `isnad ask` skips importing bm25s and scipy, ~0.1 s)."""
 
     def __init__(self, store: Store) -> None:
-        import bm25s
-
         self.ids: list[str] = []
         self.texts: list[str] = []
         self.metadatas: list[dict[str, Any]] = []
@@ -101,18 +101,27 @@ class LexicalIndex:
         self.position = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
         self.dates = np.array([m.get("date_int", 0) for m in self.metadatas], dtype=np.int64)
         self.sources = [list(m.get("sources") or []) for m in self.metadatas]
-        self.bm25 = bm25s.BM25()
-        if self.ids:
-            self.bm25.index([search_terms(text) or ["\u2205"] for text in self.texts], show_progress=False)
+        self._bm25: Any = None
+        self._bm25_lock = threading.Lock()
 
     def search(self, terms: list[str], n: int, filters: Filters) -> list[tuple[str, float]]:
         if not self.ids or not terms:
             return []
-        scores = self.bm25.get_scores(terms)
+        scores = self._built().get_scores(terms)
         if filters:
             scores = np.where(filters.mask(self.sources, self.dates), scores, 0.0)
         top = np.argsort(-scores)[:n]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def _built(self) -> Any:
+        with self._bm25_lock:
+            if self._bm25 is None:
+                import bm25s
+
+                bm25 = bm25s.BM25()
+                bm25.index([search_terms(text) or ["\u2205"] for text in self.texts], show_progress=False)
+                self._bm25 = bm25
+            return self._bm25
 
 
 class Retriever:
