@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .bert_folder import BertFolder, mean_unit
+from .bert_folder import WORDS, BertFolder, PooledBackend
 
-_WORDS = "embeddings.word_embeddings.weight"
+
 class Embeddings(nn.Module):
     def __init__(self, config: SimpleNamespace) -> None:
         super().__init__()
@@ -130,7 +130,7 @@ def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return ((1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min).to(dtype)
 
 
-class BertBackend:
+class BertBackend(PooledBackend):
     """Embeds with `Bert` over a folder that `bert_folder.is_plain_bert_folder` accepts."""
 
     def __init__(self, folder: Path) -> None:
@@ -138,34 +138,15 @@ class BertBackend:
 
         self.folder = BertFolder(folder)
         model = Bert(self.folder.config)
-        state = {k: v if k == _WORDS else v.float()
+        state = {k: v if k == WORDS else v.float()
                  for k, v in load_file(str(Path(folder) / "model.safetensors")).items() if not k.startswith("pooler.")}
         model.load_state_dict(state, strict=True, assign=True)
         self.model = model.eval()
-        self.max_tokens, self.dimension = self.folder.max_tokens, self.folder.dimension
-        self.prompts = self.folder.prompts
 
-    def forward(self, texts: list[str], prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token states (batch, tokens, hidden) and the 0/1 attention mask (batch, tokens)."""
-        ids, mask = (torch.from_numpy(x) for x in self.folder.batch(texts, prompt))
+    def forward(self, texts: list[str], prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = self.folder.batch(texts, prompt)
         with torch.inference_mode():
-            return self.model(ids, mask), mask
-
-    def encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        """Unit-length mean-pooled vectors (len(texts), dimension)."""
-        states, mask = self.forward(texts, prompt)
-        return mean_unit(states.numpy(), mask.numpy())
-
-    def encode_tokens(self, texts: list[str], prompt: str) -> list[dict[str, np.ndarray]]:
-        """Per text: its pooled unit vector and its token states (padding dropped)."""
-        states, mask = (x.numpy() for x in self.forward(texts, prompt))
-        pooled = mean_unit(states, mask)
-        return [{"sentence_embedding": pooled[i], "token_embeddings": states[i][mask[i].astype(bool)]}
-                for i in range(len(texts))]
-
-    @property
-    def counter(self) -> Any:
-        return self.folder.tokenizer
+            return self.model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy(), mask
 
     @property
     def backbone(self) -> Bert:

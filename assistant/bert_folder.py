@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ _POOLING = {  # the only pooling these backends reproduce; any other folder goes
     "pooling_mode_lasttoken": False,
     "include_prompt": True,
 }
+WORDS = "embeddings.word_embeddings.weight"  # the word-vector table, kept in its stored fp16 by both runtimes
 _MODULES = [
     "sentence_transformers.models.Transformer",
     "sentence_transformers.models.Pooling",
@@ -76,6 +78,44 @@ class BertFolder:
             # As the tokenizer's own truncation: the text is cut, the closing special token kept.
             rows.append(ids[: self.max_tokens - 1] + ids[-1:] if len(ids) > self.max_tokens else ids)
         return pad(rows, self.pad_id)
+
+
+class PooledBackend:
+    """What both runtimes' backends share over a `BertFolder`: a subclass gives `forward(texts, prompt)`
+    -> (token states (batch, tokens, hidden), 0/1 mask (batch, tokens)), as numpy arrays."""
+
+    folder: BertFolder
+
+    @property
+    def max_tokens(self) -> int:
+        return self.folder.max_tokens
+
+    @property
+    def dimension(self) -> int:
+        return self.folder.dimension
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        return self.folder.prompts
+
+    @property
+    def counter(self) -> Any:
+        return self.folder.tokenizer
+
+    def forward(self, texts: list[str], prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        """Unit-length mean-pooled vectors (len(texts), dimension)."""
+        states, mask = self.forward(texts, prompt)
+        return mean_unit(states, mask)
+
+    def encode_tokens(self, texts: list[str], prompt: str) -> list[dict[str, np.ndarray]]:
+        """Per text: its pooled unit vector and its token states (padding dropped)."""
+        states, mask = self.forward(texts, prompt)
+        pooled = mean_unit(states, mask)
+        return [{"sentence_embedding": pooled[i], "token_embeddings": states[i][mask[i].astype(bool)]}
+                for i in range(len(texts))]
 
 
 def pad(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

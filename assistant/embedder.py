@@ -132,7 +132,7 @@ class Embedder:
         texts = list(texts)
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        with _one_torch_thread() if getattr(self._backend, "runs_on_torch", True) else nullcontext():
+        with _one_torch_thread() if self.onnx is None else nullcontext():
             return self._encode(texts, self._query_prompt)
 
     def embed_query(self, text: str) -> np.ndarray:

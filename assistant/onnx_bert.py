@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from .bert_folder import BertFolder, mean_unit
+from .bert_folder import WORDS, BertFolder, PooledBackend
 
 log = logging.getLogger(__name__)
 EXPORT_TOLERANCE = 1e-3  # max absolute difference from torch on the probe batch (measured ~2e-6)
-_WORDS = "embeddings.word_embeddings.weight"
 
 
 def wanted() -> bool:
@@ -61,9 +60,9 @@ class Graph:
                                        "mask": mask.astype(np.int64, copy=False)})[0]
 
 
-def load_graph(path: Path, build: Callable[[], tuple[Any, Callable[[Any, Any], Any]]], threads: int) -> Graph | None:
-    """The graph at `path`, exported first when missing: `build()` gives (torch module, a function that runs
-    the same computation the torch way), both called as f(states, mask). None when it cannot be had."""
+def load_graph(path: Path, build: Callable[[], Any], threads: int) -> Graph | None:
+    """The graph at `path`, exported first when missing from the torch module `build()` gives (called as
+    module(states, mask)). None when it cannot be had."""
     try:
         if not path.is_file():
             with _export_lock:
@@ -71,7 +70,7 @@ def load_graph(path: Path, build: Callable[[], tuple[Any, Callable[[Any, Any], A
                     if sys.stderr.isatty():  # once per model: say why this first answer takes longer
                         print(f"isnad: preparing {path.name} for fast answers (once, a few seconds) ...",
                               file=sys.stderr, flush=True)
-                    _export(path, *build())
+                    _export(path, build())
         return Graph(path, threads)
     except Exception as exc:  # noqa: BLE001 - any failure here only means staying on torch
         log.warning("onnxruntime path unavailable (%s: %s); using torch", type(exc).__name__, exc)
@@ -81,7 +80,7 @@ def load_graph(path: Path, build: Callable[[], tuple[Any, Callable[[Any, Any], A
 _export_lock = threading.Lock()
 
 
-def _export(path: Path, module: Any, reference: Callable[[Any, Any], Any]) -> None:
+def _export(path: Path, module: Any) -> None:
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -100,7 +99,7 @@ def _export(path: Path, module: Any, reference: Callable[[Any, Any], Any]) -> No
                 dynamic_axes={"states": {0: "batch", 1: "tokens"}, "mask": {0: "batch", 1: "tokens"},
                               "out": {0: "batch", 1: "tokens"}},
             )
-            expected = reference(states, mask).numpy()
+            expected = module(states, mask).numpy()
         got = Graph(partial, 1)(states.numpy(), mask.numpy())
         difference = float(np.abs(got - expected)[mask.numpy().astype(bool)].max())
         if difference > EXPORT_TOLERANCE:
@@ -145,28 +144,27 @@ class WordVectors:
         from safetensors import safe_open
 
         with safe_open(str(weights), "numpy") as handle:
-            self.table = handle.get_tensor(_WORDS)
+            self.table = handle.get_tensor(WORDS)
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
         return self.table[ids].astype(np.float32)
 
 
-class OnnxBertBackend:
+class OnnxBertBackend(PooledBackend):
     """Embeds as bert.BertBackend does, with the encoder on onnxruntime: one single-threaded session for
     questions (a short query is fastest on one thread, and does not stall when the other core is busy) and,
-    made on first use, one on every core for batches (ingest)."""
+    made on first use, one on every core for batches (ingest). `torch_backend`: a bert.BertBackend over the
+    same folder when one was loaded already (to export the graph)."""
 
     runs_on_torch = False
 
-    def __init__(self, folder: Path, graph: Graph, words: WordVectors) -> None:
-        self.folder = BertFolder(folder)
-        self.max_tokens, self.dimension = self.folder.max_tokens, self.folder.dimension
-        self.prompts = self.folder.prompts
-        self.graphs_dir = graph_dir(self.folder.folder)
+    def __init__(self, folder: BertFolder, graph: Graph, words: WordVectors, torch_backend: Any = None) -> None:
+        self.folder = folder
+        self.graphs_dir = graph_dir(folder.folder)
         self.words = words
         self._query_graph = graph
         self._batch_graph: Graph | None = None
-        self._torch: Any = None
+        self._torch = torch_backend
 
     def forward(self, texts: list[str], prompt: str) -> tuple[np.ndarray, np.ndarray]:
         ids, mask = self.folder.batch(texts, prompt)
@@ -177,20 +175,6 @@ class OnnxBertBackend:
         if self._batch_graph is None:
             self._batch_graph = Graph(self.graphs_dir / "encoder.onnx", os.cpu_count() or 1)
         return self._batch_graph
-
-    def encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        states, mask = self.forward(texts, prompt)
-        return mean_unit(states, mask)
-
-    def encode_tokens(self, texts: list[str], prompt: str) -> list[dict[str, np.ndarray]]:
-        states, mask = self.forward(texts, prompt)
-        pooled = mean_unit(states, mask)
-        return [{"sentence_embedding": pooled[i], "token_embeddings": states[i][mask[i].astype(bool)]}
-                for i in range(len(texts))]
-
-    @property
-    def counter(self) -> Any:
-        return self.folder.tokenizer
 
     @property
     def backbone(self) -> Any:
@@ -220,18 +204,18 @@ def load_backend(folder: Path) -> OnnxBertBackend | None:
     if not wanted():
         return None
     folder = Path(folder)
-    holder: dict[str, Any] = {}
+    loaded: list[Any] = []  # the torch backend, when the export needed it
 
-    def build() -> tuple[Any, Callable[[Any, Any], Any]]:
+    def build() -> Any:
         from .bert import BertBackend
 
-        bert = holder.setdefault("torch", BertBackend(folder)).model
-        module = layers_module(list(bert.encoder.layer), bert.config.hidden_size, bert.embeddings)
-        return module, module
+        loaded.append(BertBackend(folder))
+        bert = loaded[0].model
+        return layers_module(list(bert.encoder.layer), bert.config.hidden_size, bert.embeddings)
 
     graph = load_graph(graph_dir(folder) / "encoder.onnx", build, threads=1)
     if graph is None:
         return None
-    backend = OnnxBertBackend(folder, graph, WordVectors(folder / "model.safetensors"))
-    backend._torch = holder.get("torch")
-    return backend
+    torch_backend = loaded[0] if loaded else None
+    bert_folder = torch_backend.folder if torch_backend else BertFolder(folder)  # one tokenizer load, not two
+    return OnnxBertBackend(bert_folder, graph, WordVectors(folder / "model.safetensors"), torch_backend)

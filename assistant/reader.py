@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .bert_folder import pad
 from .errors import EmbedderError
 from .text import search_terms, split_sentences
 
@@ -80,6 +81,8 @@ def build_network(backbone: Any, lower: int = LOWER):
     import torch
     from torch import nn
 
+    from .bert import additive_mask
+
     class ReaderNetwork(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -95,10 +98,10 @@ def build_network(backbone: Any, lower: int = LOWER):
         def lower(self, batch: list[list[int]]) -> list[torch.Tensor]:
             """The frozen lower layers over each token list: one (tokens, hidden) tensor each."""
             base = self._base[0]
-            ids, mask = _pad(batch, base.config.pad_token_id or 0)
+            ids, mask = (torch.from_numpy(x) for x in pad(batch, base.config.pad_token_id or 0))
             with torch.no_grad():
                 states = base.embeddings(input_ids=ids)
-                additive = _additive(mask, states.dtype)
+                additive = additive_mask(mask, states.dtype)
                 for layer in base.encoder.layer[:lower]:
                     states = layer(states, additive)
             return [states[i, : len(tokens)] for i, tokens in enumerate(batch)]
@@ -114,7 +117,7 @@ def build_network(backbone: Any, lower: int = LOWER):
             for i, j in enumerate(joined):
                 states[i, : len(j)] = j
                 mask[i, : len(j)] = 1
-            additive = _additive(mask, states.dtype)
+            additive = additive_mask(mask, states.dtype)
             for layer in self.top:
                 states = layer(states, additive)
             return [
@@ -134,24 +137,6 @@ def build_network(backbone: Any, lower: int = LOWER):
             return start, end
 
     return ReaderNetwork()
-
-
-def _pad(batch: list[list[int]], pad: int):
-    import torch
-
-    width = max(len(tokens) for tokens in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    mask = torch.zeros(len(batch), width, dtype=torch.long)
-    for i, tokens in enumerate(batch):
-        ids[i, : len(tokens)] = torch.tensor(tokens)
-        mask[i, : len(tokens)] = 1
-    return ids, mask
-
-
-def _additive(mask, dtype):
-    import torch
-
-    return ((1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min).to(dtype)
 
 
 def sentence_members(offsets: list[tuple[int, int]], sentences: list[tuple[int, int]]) -> np.ndarray:
@@ -329,8 +314,6 @@ class _OnnxRunner:
         self.words, self.lower, self.top, self.segment, self.pad_id = words, lower, top, segment, pad_id
 
     def __call__(self, batch: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        from .bert_folder import pad
-
         ids, mask = pad(batch, self.pad_id)
         states = self.lower(self.words(ids), mask)
         question = states[0, : len(batch[0])] + self.segment[0]
@@ -355,15 +338,12 @@ def _onnx_runner(reader: Reader) -> _OnnxRunner | None:
     name = f"{reader.fingerprint.replace('@', '-')}-lower{reader.lower_layers}"
 
     def lower():
-        base = reader.network._base[0]
-        module = layers_module(list(base.encoder.layer[: reader.lower_layers]), base.config.hidden_size,
-                               base.embeddings)
-        return module, module
+        base = reader.embedder.backbone
+        return layers_module(list(base.encoder.layer[: reader.lower_layers]), base.config.hidden_size,
+                             base.embeddings)
 
     def top():
-        network = reader.network
-        module = layers_module(list(network.top), network._base[0].config.hidden_size)
-        return module, module
+        return layers_module(list(reader.network.top), reader.embedder.backbone.config.hidden_size)
 
     graphs = [load_graph(backend.graphs_dir / f"{name}-{part}.onnx", build, threads=ONNX_THREADS)
               for part, build in (("lower", lower), ("top", top))]

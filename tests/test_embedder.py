@@ -202,10 +202,10 @@ def test_a_graph_that_differs_from_torch_is_not_kept(tmp_path: Path, monkeypatch
     torch.manual_seed(0)
     module = onnx_bert.layers_module([Layer(config)], 32)
     path = tmp_path / "graphs" / "layer.onnx"
-    assert onnx_bert.load_graph(path, lambda: (module, module), threads=1) is None
+    assert onnx_bert.load_graph(path, lambda: module, threads=1) is None
     assert not path.exists() and not list(path.parent.glob("*"))
     monkeypatch.setattr(onnx_bert, "EXPORT_TOLERANCE", 1e-3)
-    graph = onnx_bert.load_graph(path, lambda: (module, module), threads=1)
+    graph = onnx_bert.load_graph(path, lambda: module, threads=1)
     states = np.random.default_rng(0).standard_normal((2, 5, 32)).astype(np.float32)
     mask = np.ones((2, 5), dtype=np.int64)
     with torch.inference_mode():
