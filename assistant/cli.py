@@ -170,7 +170,7 @@ class _ProgressLine:
             f"({progress.articles_done / seconds:.1f}/s), {progress.chunks_done} chunks "
             f"({progress.chunks_done / seconds:.1f}/s)" + (f", ETA {_duration(eta)}" if eta else "")
         )
-        if progress.phase == "waiting":  # another ingest holds the Chroma server's writer lease
+        if progress.note:  # waiting for another ingest's writer lease, or building the search index
             line = f"{progress.note} ({_duration(progress.seconds)})"
         end = "\n" if final or not self.tty else ""
         print(("\r\033[K" if self.tty else "") + line, end=end, file=sys.stderr, flush=True)

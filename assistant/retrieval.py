@@ -6,8 +6,8 @@ text, lexical evidence only adds noise, so English questions use dense search al
 pseudo-relevance feedback (salient Arabic terms of the top dense hits fed to BM25) was tried and measured
 below plain dense search (English hit@1 0.743 at weight 0.5, 0.750 at 0.25, 0.759 at 0), so it was dropped.
 
-The BM25 index is derived from the chunk documents stored in Chroma (the single source of truth) and
-rebuilt in memory when the collection changes.
+The BM25 index (lexical.py) is derived from the chunk documents stored in Chroma (the single source of
+truth), persisted beside it and updated by difference when the store changes; hits are built from Chroma.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .embedder import Embedder
+from .lexical import LexicalIndex
 from .store import Store, date_int
 from .text import detect_language, search_terms, words
 from .types import Hit
@@ -85,62 +86,21 @@ class Filters:
         return keep
 
 
-class LexicalIndex:
-    """Every stored chunk's text and metadata (what hits are built from), and BM25 over their
-    `search_terms`, built on the first search (English questions never search it: a cold English
-    `isnad ask` skips importing bm25s and scipy, ~0.1 s)."""
-
-    def __init__(self, store: Store) -> None:
-        self.ids: list[str] = []
-        self.texts: list[str] = []
-        self.metadatas: list[dict[str, Any]] = []
-        for ids, documents, metadatas in store.iter_chunks():
-            self.ids.extend(ids)
-            self.texts.extend(documents)
-            self.metadatas.extend(metadatas)
-        self.position = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
-        self.dates = np.array([m.get("date_int", 0) for m in self.metadatas], dtype=np.int64)
-        self.sources = [list(m.get("sources") or []) for m in self.metadatas]
-        self._bm25: Any = None
-        self._bm25_lock = threading.Lock()
-
-    def search(self, terms: list[str], n: int, filters: Filters) -> list[tuple[str, float]]:
-        if not self.ids or not terms:
-            return []
-        scores = self._built().get_scores(terms)
-        if filters:
-            scores = np.where(filters.mask(self.sources, self.dates), scores, 0.0)
-        top = np.argsort(-scores)[:n]
-        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
-
-    def _built(self) -> Any:
-        with self._bm25_lock:
-            if self._bm25 is None:
-                import bm25s
-
-                bm25 = bm25s.BM25()
-                bm25.index([search_terms(text) or ["\u2205"] for text in self.texts], show_progress=False)
-                self._bm25 = bm25
-            return self._bm25
-
-
 class Retriever:
     def __init__(self, store: Store, embedder: Embedder) -> None:
         self.store = store
         self.embedder = embedder
         self._lexical: LexicalIndex | None = None
-        self._lexical_generation = -1
         self._lock = threading.Lock()
-        self._articles: dict[str, Any] = {}
+        self._articles: dict[str, Any] = {}  # article records by key, for the store generation below
+        self._articles_generation = -1
 
     def lexical(self) -> LexicalIndex:
-        # Keyed on the store's generation, not its chunk count: a re-ingested article can keep its count.
+        """The BM25 index of the store as it is now (reopened when any write bumped its generation)."""
         generation = self.store.generation()
         with self._lock:
-            if self._lexical is None or generation != self._lexical_generation:
-                self._lexical = LexicalIndex(self.store)
-                self._lexical_generation = generation
-                self._articles.clear()
+            if self._lexical is None or generation != self._lexical.generation:
+                self._lexical = LexicalIndex.open(self.store)
             return self._lexical
 
     def retrieve(
@@ -162,15 +122,15 @@ class Retriever:
 
         clock = time.perf_counter()
         dense = self._dense(vector, CANDIDATES, filters)
-        lexical = self.lexical()
-        # Arabic questions only: for English ones BM25 over Arabic text adds noise (see module docstring).
+        # Arabic questions only: for English ones BM25 over Arabic text adds noise (see module docstring),
+        # so an English question never opens the lexical index.
         arabic = detect_language(question) == "ar"
-        sparse = lexical.search(search_terms(question), CANDIDATES, filters) if arabic else []
+        sparse = self.lexical().search(search_terms(question), CANDIDATES, filters) if arabic else []
         timings["search"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         fused = fuse([[cid for cid, _ in dense], [cid for cid, _ in sparse]], (1.0, 1.0))
-        hits = self._hits(fused[: k * 3], lexical, dict(dense))
+        hits = self._hits(fused[: k * 3], dict(dense))
         hits = collapse_duplicates(hits)[:k]
         timings["fusion"] = time.perf_counter() - clock
         return hits
@@ -184,16 +144,20 @@ class Retriever:
         )
         return [(cid, 1.0 - dist) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=True)]
 
-    def _hits(self, chunk_ids: list[str], lexical: LexicalIndex, dense: dict[str, float]) -> list[Hit]:
-        keys = [lexical.metadatas[lexical.position[c]]["article_key"] for c in chunk_ids if c in lexical.position]
-        missing = [key for key in keys if key not in self._articles]
+    def _hits(self, chunk_ids: list[str], dense: dict[str, float]) -> list[Hit]:
+        chunks = self.store.get_chunks(chunk_ids)
+        generation = self.store.generation()
+        if generation != self._articles_generation:  # an article's papers change when a copy is added
+            self._articles.clear()
+            self._articles_generation = generation
+        keys = [meta["article_key"] for _, meta in chunks.values()]
+        missing = [key for key in dict.fromkeys(keys) if key not in self._articles]
         self._articles.update(self.store.get_records(missing, include_text=False))
         hits = []
         for chunk_id in chunk_ids:
-            position = lexical.position.get(chunk_id)
-            if position is None:
+            if chunk_id not in chunks:
                 continue
-            meta = lexical.metadatas[position]
+            text, meta = chunks[chunk_id]
             record = self._articles.get(meta["article_key"])
             if record is None:
                 continue
@@ -203,7 +167,7 @@ class Retriever:
                     chunk_id=chunk_id,
                     article_id=primary.id,
                     title=primary.title,
-                    text=lexical.texts[position],
+                    text=text,
                     start=int(meta["start"]),
                     end=int(meta["end"]),
                     score=round(dense.get(chunk_id, 0.0), 4),

@@ -282,6 +282,13 @@ class Store:
         """Yield (ids, documents, metadatas) pages of the chunk collection."""
         yield from _pages(self.chunks, list(include))
 
+    def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Each found chunk's (text, metadata), by id."""
+        if not chunk_ids:
+            return {}
+        got = self.chunks.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents", "metadatas"])
+        return {chunk_id: (got["documents"][i], got["metadatas"][i]) for i, chunk_id in enumerate(got["ids"])}
+
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[tuple[int, int, np.ndarray]]]:
         """For each chunk, its sentences' (start, end, vector), offsets in the article, in text order."""
         if not chunk_ids:

@@ -338,7 +338,7 @@ def render_report(report, uploads: dict[str, str]) -> str:
 def render_progress(progress) -> str:
     if progress is None:
         return '<div class="isnad-progress">Reading the files…</div>'
-    if progress.phase == "waiting":  # another ingest holds the Chroma server's writer lease
+    if progress.note:  # waiting for another ingest's writer lease, or building the search index
         return f'<div class="isnad-progress">{html.escape(progress.note)}…</div>'
     total = max(progress.articles_total, 1)
     percent = min(100, int(100 * progress.articles_done / total))

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.embedder import Embedder, load_embedder
+from assistant.lexical import LexicalIndex
 from assistant.locking import writer_lock
 from assistant.reader import weights_fingerprint
 from assistant.settings import Settings
@@ -59,12 +60,12 @@ class IngestReport:
 
 @dataclass
 class Progress:
-    phase: str  # "waiting" (for another ingest's writer lease), "reading", "indexing", "done"
+    phase: str  # "waiting" (for another ingest's writer lease), "reading", "indexing", "search index", "done"
     articles_done: int
     articles_total: int
     chunks_done: int
     seconds: float
-    note: str = ""  # while waiting: whose lease, since when
+    note: str = ""  # while waiting: whose lease, since when; while building the search index: how far
 
     @property
     def eta_seconds(self) -> float | None:
@@ -119,6 +120,15 @@ def ingest(
         run.flush()
         if prune:
             run.prune()
+
+        def terms(message: str) -> None:
+            if progress:
+                progress(Progress("search index", len(articles), len(articles), report.chunks_added,
+                                  time.perf_counter() - started, note=message))
+
+        # The Arabic search index follows the store now (lexical.py, by difference), so the first question
+        # after an ingest does not pay for the new passages' search terms.
+        LexicalIndex.open(store, terms)
     report.articles_total, report.chunks_total = _totals(store)
     report.seconds = round(time.perf_counter() - started, 3)
     report.embed_seconds = round(report.embed_seconds, 3)
