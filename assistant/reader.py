@@ -182,6 +182,7 @@ class Reader:
         self.rank_weight = float(metadata.get("gamma", 0.0))
         self.info = json.loads(metadata.get("info", "{}"))
         self.fingerprint = weights_fingerprint(weights)
+        self.weights = Path(weights)
         self.lower_layers = int(metadata.get("lower", LOWER))
         self.state = {name: tensor.astype(np.float32) for name, tensor in load_file(str(weights)).items()}
         self._heads = _Heads(self.state)
@@ -349,7 +350,17 @@ def _onnx_runner(reader: Reader) -> _OnnxRunner | None:
               for part, build in (("lower", lower), ("top", top))]
     if None in graphs:
         return None
+    if reader.weights.resolve() == WEIGHTS.resolve():
+        _remove_stale_graphs(backend.graphs_dir, keep=name)
     return _OnnxRunner(backend.words, *graphs, reader.state["segment"], backend.folder.pad_id)
+
+
+def _remove_stale_graphs(folder: Path, keep: str) -> None:
+    """Delete the graphs of earlier shipped reader weights (~85 MB per retrain). Only the shipped weights
+    prune, so a reader loaded from another file (a training run's output) never removes the shipped one's."""
+    for path in folder.glob("reader-*.onnx"):
+        if not path.name.startswith(keep + "-"):
+            path.unlink(missing_ok=True)  # a process still running an old graph keeps its open copy
 
 
 _readers: dict[tuple[int, str], Reader] = {}
