@@ -33,6 +33,7 @@ import gradio as gr  # noqa: E402
 
 from .display import FSI, PDI, isolate_ltr_runs  # noqa: E402
 from .errors import ConfigError, IndexLocked, IndexNotFound, IsnadError  # noqa: E402
+from .retrieval import Filters  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .text import detect_language  # noqa: E402
 from .types import CITATION_MARKER, Answer, Citation  # noqa: E402
@@ -451,18 +452,6 @@ def _filters(sources, since: str, until: str) -> dict[str, Any]:
     return {"sources": list(sources or []), **checked}
 
 
-def _describe_filters(filters: dict[str, Any]) -> str:
-    """The active filters in words ("newspapers alwatan; to 2015-07-31"), or "" when none is set."""
-    parts = []
-    if filters["sources"]:
-        parts.append("newspapers " + ", ".join(filters["sources"]))
-    if filters["since"]:
-        parts.append(f"from {filters['since']}")
-    if filters["until"]:
-        parts.append(f"to {filters['until']}")
-    return "; ".join(parts)
-
-
 def _filter_note(described: str) -> str:
     return (f'<div class="isnad-filter-note" role="status">No answer with the filters in Options on '
             f"({_inline(described, False)}).</div>")
@@ -533,7 +522,7 @@ def _chat_handler(backend: Backend):
                     {"role": "assistant", "content": answer.text}]
         sources_html = render_sources(turns)
         # Filters left on in the folded Options panel are the usual reason for "the articles do not say".
-        described = _describe_filters(filters) if not answer.has_answer else ""
+        described = Filters.coerce(filters).describe() if not answer.has_answer else ""
         yield screen(chat, "", offer=_filter_offer(described, answer.question or question))
 
     return respond
