@@ -265,10 +265,26 @@ def short_answer(chosen: Candidate, reading: PassageReading) -> str:
         start -= 1
     while end < len(text) and text[end].isalnum():
         end += 1
+    start, end = _whole_amount(text, start, end, chosen.end - offset)
     span = text[start:end].strip(" \t\n،,.:;؛«»\"'()")
     if not span or len(span) > SHORT_ANSWER_MAX_SHARE * len(chosen.text) or len(span.split()) > SHORT_ANSWER_MAX_WORDS:
         return ""
     return span
+
+
+_UNIT_AFTER = re.compile(r"\s+(" + _CURRENCY + r"|بالمئة|بالمائة|في المئة|في المائة|[%٪])\w*")
+_MORE_OR_LESS = re.compile(r"(أكثر|اكثر|أقل|اقل)\s+$")
+
+
+def _whole_amount(text: str, start: int, end: int, limit: int) -> tuple[int, int]:
+    """An amount's span with the currency or percent word after it and the "more / less" before its من:
+    the span head often stops at the number ("من 25 مليون" for "أكثر من 25 مليون يورو")."""
+    after = _UNIT_AFTER.match(text, end)
+    if after and after.end() <= limit:
+        end = after.end()
+    if text.startswith("من ", start) and (before := _MORE_OR_LESS.search(text, max(0, start - 8), start)):
+        start = before.start()
+    return start, end
 
 
 def _distinct(a: Candidate, b: Candidate) -> bool:

@@ -90,6 +90,8 @@ class LexicalIndex:
             bm25 = bm25s.BM25.load(str(path / "bm25"), mmap=True, show_progress=False)
         except (OSError, KeyError, ValueError):
             return None
+        if int(bm25.scores["num_docs"]) != len(ids):  # the two read across another process's refresh
+            return None
         return cls(ids, dates, sources, generation, bm25)
 
     def search(self, terms: list[str], n: int, filters: Filters) -> list[tuple[str, float]]:
@@ -169,6 +171,7 @@ class _Saved:
         """Save this state and its BM25 as the index of `generation` (atomically: a rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        old = path.with_name(f".{path.name}-old-{os.getpid()}")
         try:
             lengths = np.array([len(t) for t in self.terms], dtype=np.int64)
             offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -178,13 +181,12 @@ class _Saved:
                      vocab=np.array(self.vocab, dtype=str), terms=flat, offsets=offsets)
             index._bm25.save(str(scratch / "bm25"), show_progress=False)
             _write_state(scratch, generation, len(self.ids))
-            old = path.with_name(f".{path.name}-old-{os.getpid()}")
             if path.exists():
                 os.replace(path, old)
-            os.replace(scratch, path)
-            shutil.rmtree(old, ignore_errors=True)
+            os.replace(scratch, path)  # fails (and is left to the next open) if another process won the race
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _load_bm25(path: Path) -> Any:

@@ -78,3 +78,36 @@ def test_a_broken_saved_index_is_rebuilt_from_the_store(indexed):
     (lexical_dir(store) / "chunks.npz").write_bytes(b"not an archive")
     assert ranked(LexicalIndex.open(store), DERBY) == expected
     assert ranked(LexicalIndex.open(Store.open(settings)), DERBY) == expected, "and saved again, whole"
+
+
+def test_two_processes_refreshing_at_once_both_answer_and_leave_a_whole_index(indexed):
+    import json
+    import subprocess
+    import sys
+
+    _, settings = indexed
+    store = Store.open(settings)
+    expected = ranked(LexicalIndex.open(store), DERBY)
+    # A saved index one passage short and labelled older: both processes add the passage and swap in a
+    # whole new directory at about the same time.
+    from assistant.lexical import _Saved
+
+    saved = _Saved.load(lexical_dir(store))
+    saved.ids, saved.dates, saved.sources, saved.terms = (saved.ids[:-1], saved.dates[:-1], saved.sources[:-1],
+                                                          saved.terms[:-1])
+    saved.write(lexical_dir(store), -1, LexicalIndex(saved.ids, saved.dates, saved.sources, -1, saved.bm25()))
+    state = lexical_dir(store) / "state.json"
+    script = (
+        "import sys; from assistant.lexical import LexicalIndex; from assistant.settings import Settings; "
+        "from assistant.store import Store; from assistant.text import search_terms; "
+        "from assistant.retrieval import Filters; "
+        f"index = LexicalIndex.open(Store.open(Settings(data_dir={str(settings.data_dir)!r}))); "
+        f"print(','.join(c for c, _ in index.search(search_terms({' '.join(DERBY)!r}), 5, Filters())))"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[0].strip() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert outputs == [",".join(expected)] * 2
+    assert ranked(LexicalIndex.open(Store.open(settings)), DERBY) == expected
+    assert json.loads(state.read_text())["generation"] == store.generation()
+    assert [p.name for p in lexical_dir(store).parent.iterdir()] == [lexical_dir(store).name], "no leftovers"

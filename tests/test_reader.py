@@ -179,3 +179,16 @@ def test_graphs_of_earlier_shipped_weights_are_removed(embedder, reader):
     current = reader.fingerprint.replace("@", "-")
     assert sorted(p.name for p in folder.glob("reader-*.onnx")) == [
         f"{current}-lower{reader.lower_layers}-lower.onnx", f"{current}-lower{reader.lower_layers}-top.onnx"]
+
+
+def test_a_short_answer_keeps_the_currency_and_the_more_than_of_its_amount():
+    from assistant.extractive import Candidate, short_answer
+    from assistant.reader import PassageReading
+    from assistant.types import Hit
+
+    text = "ضبطت السلطات الفرنسية لوحة لبيكاسو تقدر قيمتها بأكثر من 25 مليون يورو، على سفينة في كورسيكا."
+    hit = Hit("a:0", "a", "t", text, 100, 100 + len(text), 0.9)
+    chosen = Candidate(hit, 100, 100 + len(text), text, 3.0)
+    span = (text.index("من 25"), text.index(" يورو"))  # where the span head stops
+    reading = PassageReading([(0, len(text))], np.array([3.0]), span, 1.0)
+    assert short_answer(chosen, reading) == "أكثر من 25 مليون يورو"
