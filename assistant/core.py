@@ -204,11 +204,9 @@ class Assistant:
         answer.standalone_question = standalone
         filters = Filters.coerce(filters)
         if filters and not hits:
-            notice = (f"No article matches the active filters ({filters.describe()}): clear them to search "
-                      "every article.")
+            notice = _NO_MATCH[language].format(filters=filters.describe(language))
         if cut:
-            notice = " ".join(filter(None, [f"The question was cut to its first {MAX_QUESTION_CHARS:,} "
-                                            f"characters (it had {cut:,}).", notice]))
+            notice = " ".join(filter(None, [_CUT[language].format(kept=MAX_QUESTION_CHARS, had=cut), notice]))
         answer.notice = notice
         timings["total"] = time.perf_counter() - started
         answer.timings = {name: round(value, 4) for name, value in timings.items()}
@@ -231,6 +229,17 @@ class Assistant:
             except LLMError:
                 pass
         return condense_heuristically(question, history)
+
+
+# The notices about the question itself, in its language (the others name an endpoint or a model).
+_NO_MATCH = {
+    "en": "No article matches the active filters ({filters}): clear them to search every article.",
+    "ar": "لا توجد مقالات تطابق عوامل التصفية المفعّلة ({filters}): أزلها للبحث في كل المقالات.",
+}
+_CUT = {
+    "en": "The question was cut to its first {kept:,} characters (it had {had:,}).",
+    "ar": "اقتُصر على أول {kept:,} حرف من السؤال (كان طوله {had:,} حرفًا).",
+}
 
 
 def _reader_passages(hits: list[Hit], stored: dict) -> list:

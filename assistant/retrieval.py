@@ -31,6 +31,12 @@ CANDIDATES = 40  # per ranker, before fusion
 DUPLICATE_JACCARD = 0.7
 
 
+_FILTER_WORDS = {
+    "en": {"sources": "newspapers", "since": "from", "until": "until", "and": ", ", "then": "; "},
+    "ar": {"sources": "الصحف", "since": "من", "until": "حتى", "and": "، ", "then": "؛ "},
+}
+
+
 @dataclass
 class Filters:
     """Restrict retrieval to some newspapers and/or a date range (inclusive, YYYY-MM-DD)."""
@@ -50,16 +56,17 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(self.sources or self.since or self.until)
 
-    def describe(self) -> str:
-        """The active filters in words, e.g. "newspapers okaz, alriyadh; from 2015-08-01"."""
+    def describe(self, language: str = "en") -> str:
+        """The active filters in words, e.g. "newspapers okaz, alriyadh; from 2015-08-01" (or in Arabic)."""
+        words = _FILTER_WORDS[language if language in _FILTER_WORDS else "en"]
         parts = []
         if self.sources:
-            parts.append("newspapers " + ", ".join(self.sources))
+            parts.append(f"{words['sources']} " + words["and"].join(self.sources))
         if self.since:
-            parts.append(f"from {self.since}")
+            parts.append(f"{words['since']} {self.since}")
         if self.until:
-            parts.append(f"until {self.until}")
-        return "; ".join(parts)
+            parts.append(f"{words['until']} {self.until}")
+        return words["then"].join(parts)
 
     def where(self) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []

@@ -162,8 +162,10 @@ def render_answer(answer: Answer, turn: int) -> str:
         body = _with_markers(answer.text, True, cited, turn)
     else:
         body = _english_answer_html(answer.text, cited, turn)
-    if answer.notice:
-        body += f'<div class="isnad-notice" dir="ltr" lang="en" role="status">{_inline(answer.notice, False)}</div>'
+    if answer.notice:  # the notices about the question come in its language, those about an endpoint in English
+        rtl = detect_language(answer.notice) == "ar"
+        body += (f'<div class="isnad-notice" dir="{"rtl" if rtl else "ltr"}" lang="{"ar" if rtl else "en"}" '
+                 f'role="status">{_inline(answer.notice, rtl)}</div>')
     return _wrap(body, answer.language, "isnad-msg" + ("" if answer.has_answer else " isnad-no-answer"))
 
 

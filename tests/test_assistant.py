@@ -116,9 +116,14 @@ def test_small_talk_gets_a_reply_not_a_quote(sample_assistant, message, language
 
 
 def test_a_cut_question_and_an_emptying_filter_say_so(sample_assistant):
-    answer = sample_assistant.ask("رئيس الأركان " * 300)
-    assert answer.notice.startswith("The question was cut to its first 2,000 characters (it had 3,899).")
-    answer = sample_assistant.ask(CANONICAL_EN, filters={"sources": ["no-such-paper"], "since": "2015-08-01"})
+    answer = sample_assistant.ask("chief of staff " * 200)
+    assert answer.notice.startswith("The question was cut to its first 2,000 characters (it had 2,999).")
+    answer = sample_assistant.ask("رئيس الأركان " * 300)  # in the question's language
+    assert answer.notice.startswith("اقتُصر على أول 2,000 حرف من السؤال (كان طوله 3,899 حرفًا).")
+    filters = {"sources": ["no-such-paper"], "since": "2015-08-01"}
+    answer = sample_assistant.ask(CANONICAL_EN, filters=filters)
     assert not answer.has_answer
     assert "No article matches the active filters (newspapers no-such-paper; from 2015-08-01)" in answer.notice
+    answer = sample_assistant.ask(CANONICAL_AR, filters=filters)
+    assert "لا توجد مقالات تطابق عوامل التصفية المفعّلة (الصحف no-such-paper؛ من 2015-08-01)" in answer.notice
     assert sample_assistant.ask(CANONICAL_EN).notice == ""

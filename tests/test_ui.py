@@ -411,7 +411,9 @@ def test_an_answer_emptied_by_filters_offers_to_clear_them(page, qa_id, set_filt
     assert says in offer.inner_text()
     if set_filter == "date":  # no article at all passes: the library's notice says so in the answer
         notice = answer.locator(".isnad-notice")
-        assert notice.is_visible() and "No article matches the active filters (from 2030-01-01)" in notice.inner_text()
+        says_it = {"en": "No article matches the active filters (from 2030-01-01)",
+                   "ar": "لا توجد مقالات تطابق عوامل التصفية المفعّلة (من 2030-01-01)"}[QA[qa_id]["language"]]
+        assert notice.is_visible() and says_it in notice.inner_text()
     shot(page, f"13-filters-emptied-{qa_id}")
 
     before = page.locator("#isnad-chat .isnad-msg").count()
@@ -433,7 +435,9 @@ def test_a_cut_question_says_so_and_does_not_flood_the_sources(page, qa_id):
     answer = ask(page, pasted)
     notice = answer.locator(".isnad-notice")
     assert notice.is_visible()
-    assert f"cut to its first 2,000 characters (it had {len(pasted):,})" in notice.inner_text()
+    says = {"en": f"cut to its first 2,000 characters (it had {len(pasted):,})",
+            "ar": f"اقتُصر على أول 2,000 حرف من السؤال (كان طوله {len(pasted):,} حرفًا)"}[QA[qa_id]["language"]]
+    assert says in notice.inner_text()
     assert len(page.locator("#isnad-chat .isnad-msg").nth(-2).inner_text()) <= 2_000
     heading = page.locator("#isnad-sources .isnad-turn[open] > summary")
     assert len(heading.inner_text()) <= 200 and heading.bounding_box()["height"] < 120
