@@ -30,7 +30,6 @@ import numpy as np
 from .text import NORMALISATION_VERSION, search_terms
 
 if TYPE_CHECKING:
-    from .retrieval import Filters
     from .store import Store
 
 EMPTY = "\u2205"  # the term of a chunk with none (bm25s needs one per document)
@@ -94,13 +93,14 @@ class LexicalIndex:
             return None
         return cls(ids, dates, sources, generation, bm25)
 
-    def search(self, terms: list[str], n: int, filters: Filters) -> list[tuple[str, float]]:
-        """The `n` best chunk ids for the search terms, with their BM25 scores (> 0 only)."""
+    def search(self, terms: list[str], n: int, keep: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """The `n` best chunk ids for the search terms, with their BM25 scores (> 0 only); `keep`: a mask
+        over `ids` (the filters, from this index's `dates` and `sources`)."""
         if not self.ids or not terms:
             return []
         scores = self._bm25.get_scores(terms)
-        if filters:
-            scores = np.where(filters.mask(self.sources, self.dates), scores, 0.0)
+        if keep is not None:
+            scores = np.where(keep, scores, 0.0)
         top = np.argsort(-scores)[:n]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 

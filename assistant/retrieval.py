@@ -132,7 +132,11 @@ class Retriever:
         # Arabic questions only: for English ones BM25 over Arabic text adds noise (see module docstring),
         # so an English question never opens the lexical index.
         arabic = detect_language(question) == "ar"
-        sparse = self.lexical().search(search_terms(question), CANDIDATES, filters) if arabic else []
+        sparse = []
+        if arabic:
+            lexical = self.lexical()
+            keep = filters.mask(lexical.sources, lexical.dates) if filters else None
+            sparse = lexical.search(search_terms(question), CANDIDATES, keep)
         timings["search"] = time.perf_counter() - clock
 
         clock = time.perf_counter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from assistant.lexical import LexicalIndex, lexical_dir
-from assistant.retrieval import Filters
 from assistant.settings import Settings
 from assistant.store import Store
 from ingest import ingest
@@ -18,7 +17,7 @@ DERBY = ["الهلال", "الديربي"]
 def ranked(index: LexicalIndex, terms: list[str]) -> list[str]:
     from assistant.text import search_terms
 
-    return [chunk_id for chunk_id, _ in index.search(search_terms(" ".join(terms)), 5, Filters())]
+    return [chunk_id for chunk_id, _ in index.search(search_terms(" ".join(terms)), 5)]
 
 
 @pytest.fixture
@@ -100,9 +99,8 @@ def test_two_processes_refreshing_at_once_both_answer_and_leave_a_whole_index(in
     script = (
         "import sys; from assistant.lexical import LexicalIndex; from assistant.settings import Settings; "
         "from assistant.store import Store; from assistant.text import search_terms; "
-        "from assistant.retrieval import Filters; "
         f"index = LexicalIndex.open(Store.open(Settings(data_dir={str(settings.data_dir)!r}))); "
-        f"print(','.join(c for c, _ in index.search(search_terms({' '.join(DERBY)!r}), 5, Filters())))"
+        f"print(','.join(c for c, _ in index.search(search_terms({' '.join(DERBY)!r}), 5)))"
     )
     runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [run.communicate(timeout=120)[0].strip() for run in runs]
