@@ -71,6 +71,7 @@ _MONEY_WORDS = (r"(سعر|أسعار|اسعار|تكلف|تكاليف|كلفة|�
                 r"غرامة|غرامات|ثمن|تمويل)")
 _CURRENCY = (r"ريال|دولار|يورو|جنيه|درهم|دراهم|دينار|دنانير|يوان|روبي|ليرة|ليرات|فرنك|استرليني|إسترليني|"
              r"[$€£¥]|\b(SAR|SR|USD|EUR|riyals?|dollars?|euros?|pounds?|yuan)\b")
+_PERCENT = r"[%٪]|بالمئة|بالمائة|في المئة|في المائة"
 _NUMBER = r"([0-9٠-٩]|ألف|آلاف|مليون|ملايين|مليار|مليارات)"
 CHECKED_KINDS = {
     "money": (
@@ -85,7 +86,7 @@ CHECKED_KINDS = {
     "share": (
         re.compile(r"\bwhat (percentage|percent|proportion)\b|\bhow many percent\b|(^|\s)(كم|ما)\s+(هي\s+)?"
                    r"(نسبة|النسبة)", re.IGNORECASE),
-        re.compile(r"[%٪]|بالمئة|بالمائة|في المئة|في المائة|\bpercent\b", re.IGNORECASE),
+        re.compile(_PERCENT + r"|\bpercent\b", re.IGNORECASE),
     ),
 }
 
@@ -272,7 +273,7 @@ def short_answer(chosen: Candidate, reading: PassageReading) -> str:
     return span
 
 
-_UNIT_AFTER = re.compile(r"\s+(" + _CURRENCY + r"|بالمئة|بالمائة|في المئة|في المائة|[%٪])\w*")
+_UNIT_AFTER = re.compile(r"\s+(" + _CURRENCY + r"|" + _PERCENT + r")\w*")
 _MORE_OR_LESS = re.compile(r"(أكثر|اكثر|أقل|اقل)\s+$")
 
 

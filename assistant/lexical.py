@@ -78,15 +78,13 @@ class LexicalIndex:
 
     @classmethod
     def _load(cls, path: Path, generation: int) -> LexicalIndex | None:
-        import bm25s
-
         try:
             with np.load(path / "chunks.npz") as arrays:
                 ids = arrays["ids"].tolist()
                 dates = arrays["dates"]
                 sources = json.loads(str(arrays["sources"]))
             # Loaded now, not on the first search: a refresh may rename a newer index into `path` later.
-            bm25 = bm25s.BM25.load(str(path / "bm25"), mmap=True, show_progress=False)
+            bm25 = _load_bm25(path)
         except (OSError, KeyError, ValueError):
             return None
         if int(bm25.scores["num_docs"]) != len(ids):  # the two read across another process's refresh

@@ -102,9 +102,9 @@ class Retriever:
         self._articles: dict[str, Any] = {}  # article records by key, for the store generation below
         self._articles_generation = -1
 
-    def lexical(self) -> LexicalIndex:
-        """The BM25 index of the store as it is now (reopened when any write bumped its generation)."""
-        generation = self.store.generation()
+    def lexical(self, generation: int | None = None) -> LexicalIndex:
+        """The BM25 index of the store at `generation` (now, when None): reopened when a write bumped it."""
+        generation = self.store.generation() if generation is None else generation
         with self._lock:
             if self._lexical is None or generation != self._lexical.generation:
                 self._lexical = LexicalIndex.open(self.store)
@@ -128,20 +128,21 @@ class Retriever:
         vector = query_vector
 
         clock = time.perf_counter()
+        generation = self.store.generation()  # once per question: the lexical index and the article cache
         dense = self._dense(vector, CANDIDATES, filters)
         # Arabic questions only: for English ones BM25 over Arabic text adds noise (see module docstring),
         # so an English question never opens the lexical index.
         arabic = detect_language(question) == "ar"
         sparse = []
         if arabic:
-            lexical = self.lexical()
+            lexical = self.lexical(generation)
             keep = filters.mask(lexical.sources, lexical.dates) if filters else None
             sparse = lexical.search(search_terms(question), CANDIDATES, keep)
         timings["search"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         fused = fuse([[cid for cid, _ in dense], [cid for cid, _ in sparse]], (1.0, 1.0))
-        hits = self._hits(fused[: k * 3], dict(dense))
+        hits = self._hits(fused[: k * 3], dict(dense), generation)
         hits = collapse_duplicates(hits)[:k]
         timings["fusion"] = time.perf_counter() - clock
         return hits
@@ -155,9 +156,8 @@ class Retriever:
         )
         return [(cid, 1.0 - dist) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=True)]
 
-    def _hits(self, chunk_ids: list[str], dense: dict[str, float]) -> list[Hit]:
+    def _hits(self, chunk_ids: list[str], dense: dict[str, float], generation: int) -> list[Hit]:
         chunks = self.store.get_chunks(chunk_ids)
-        generation = self.store.generation()
         if generation != self._articles_generation:  # an article's papers change when a copy is added
             self._articles.clear()
             self._articles_generation = generation

@@ -12,19 +12,16 @@ kind's question pattern caught.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "eval")]
 
-from reader_xquad import held_out, holds  # noqa: E402
+from reader_xquad import held_out_questions, holds  # noqa: E402
 
 from assistant import Assistant, extractive  # noqa: E402
-from assistant.evaluation import DEFAULT_XQUAD, build_xquad_index  # noqa: E402
 from assistant.extractive import answer_from_readings, score_sentences  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
 
 SHIPPED = dict(extractive.CHECKED_KINDS)
 VARIANTS = {
@@ -36,16 +33,7 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("isnad-data"))
-    parser.add_argument("--path", type=Path, default=DEFAULT_XQUAD)
-    parser.add_argument("--split", choices=("test", "dev"), default="test")
-    args = parser.parse_args()
-
-    settings = Settings.load(data_dir=args.data_dir / "xquad")
-    questions = build_xquad_index(settings, args.path)
-    paragraphs, answers = held_out(args.path, args.split)
-    questions = [q for q in questions if q.article_id in paragraphs]
+    args, settings, questions, answers = held_out_questions(__doc__.splitlines()[0])
     assistant = Assistant(settings)
     embedder, k = assistant.embedder, settings.k
     rows: dict[tuple[str, str, str], list[float]] = {}

@@ -60,7 +60,7 @@ def drop_latest(data_dir: Path, count: int) -> None:
     """Rewrite the saved index without its last `count` passages, labelled with an older generation."""
     import numpy as np
 
-    from assistant.lexical import _Saved, _write_state, lexical_dir
+    from assistant.lexical import _Saved, lexical_dir
     from assistant.settings import Settings
     from assistant.store import Store
 
@@ -74,7 +74,6 @@ def drop_latest(data_dir: Path, count: int) -> None:
 
     index = LexicalIndex(saved.ids, np.asarray(saved.dates), saved.sources, -1, saved.bm25())
     saved.write(path, -1, index)
-    _write_state(path, -1, keep)
 
 
 def main() -> None:

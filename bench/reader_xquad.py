@@ -56,17 +56,22 @@ def holds(citation_text: str, article_id: str, gold: str, answer: str) -> bool:
     return article_id == gold and fold(answer) in fold(citation_text)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def held_out_questions(description: str):
+    """(args, settings, questions, answers) of a benchmark over the held-out XQuAD articles: its command
+    line (--data-dir, --path, --split), the XQuAD index (built when missing) and the split's questions."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", type=Path, default=Path("isnad-data"))
     parser.add_argument("--path", type=Path, default=DEFAULT_XQUAD)
     parser.add_argument("--split", choices=("test", "dev"), default="test")
     args = parser.parse_args()
-
     settings = Settings.load(data_dir=args.data_dir / "xquad")
     questions = build_xquad_index(settings, args.path)
     paragraphs, answers = held_out(args.path, args.split)
-    questions = [q for q in questions if q.article_id in paragraphs]
+    return args, settings, [q for q in questions if q.article_id in paragraphs], answers
+
+
+def main() -> None:
+    args, settings, questions, answers = held_out_questions(__doc__.splitlines()[0])
     with_reader = Assistant(settings)
     without = Assistant(settings, reader=False)
     embedder, k = with_reader.embedder, settings.k
