@@ -1,24 +1,32 @@
 """Train the reader (assistant/reader.py) on XQuAD and ARCD, and write assistant/reader.safetensors.
 
     python eval/train_reader.py [--xquad ../shared/data/xquad] [--arcd ../shared/data/arcd] [--epochs 2]
+                                [--news eval/reader_news.jsonl] [--saudinewsnet ../shared/data/saudinewsnet]
 
 Data (../shared/data, see eval/README.md for licences): XQuAD's 240 Arabic paragraphs with their 1,190
-questions asked in Arabic and the same questions in English (XQuAD's languages share question ids), and
-ARCD's 702 Arabic questions over 234 paragraphs. Articles, not questions, are split first (seeded):
-XQuAD 30 train / 6 dev / 12 test articles, ARCD 60 / 8 / 10. Nothing is chosen on the test articles; the
-eval's own questions (eval/qa.jsonl) are never used.
+questions asked in Arabic and the same questions in English (XQuAD's languages share question ids),
+ARCD's 702 Arabic questions over 234 paragraphs, and eval/reader_news.jsonl: 768 questions (Arabic and
+English, a quarter of them near misses the article does not answer) over 192 SaudiNewsNet articles of
+eight days that neither the sample nor eval/heldout.jsonl uses. Articles, not questions, are split first
+(seeded): XQuAD 30 train / 6 dev / 12 test articles, ARCD 60 / 8 / 10; the news by day
+(NEWS_SPLIT_OF_DAY: six days train, one dev, one test), since papers reprint the same story the same day.
+Nothing is chosen on the test articles; the eval's own questions (eval/qa.jsonl, eval/heldout.jsonl) are
+never used.
 
 Each paragraph is chunked exactly as ingest chunks an article and its sentences embedded the same way, so
 the reader sees at training what it sees in the product. For every training question the reader reads its
 gold passage and three others: the two passages of the same article most similar to the question that
 lack the answer (near misses: what our unanswerable questions look like) and the most similar passage of
 another article; with --ablated-negatives also the gold passage itself with the sentence(s) holding the
-answer cut out (same topic, same names, not the detail asked for). Losses: each sentence "answers / does
-not" (binary), the gold sentence against every other sentence of the passages read (softmax), and the
-answer's start and end tokens (softmax).
+answer cut out (same topic, same names, not the detail asked for). A news question its article does not
+answer reads the article's three passages closest to it and the closest passage of another article, every
+sentence labelled "does not answer"; news questions are read twice an epoch (NEWS_REPEAT). Losses: each
+sentence "answers / does not" (binary), the gold sentence against every other sentence of the passages
+read (softmax), and the answer's start and end tokens (softmax).
 
 Chosen on the dev articles and stored with the weights: the abstention threshold per question language
-(the highest that declines at most 10% of dev questions read with their gold paragraph; the same questions
+(the highest that declines at most 10% of dev questions read with their gold paragraph, counted on the news
+dev day alone where it has NEWS_MIN_FOR_THRESHOLD answerable questions in that language; the same questions
 read over near misses, the gold passage with its answer cut out and the nearest other paragraphs, measure
 what it declines) and the weight of the retrieval rank in the
 reranking score. The test articles' numbers go in the metadata and the
@@ -60,6 +68,11 @@ from ingest.chunk import chunk_spans  # noqa: E402
 
 SEED = 13
 SPLITS = {"xquad": (30, 6, 12), "arcd": (60, 8, 10)}
+# News questions are split by day, not shuffled: agency copy is reprinted across papers on the same day.
+NEWS_SPLIT_OF_DAY = {"2015-08-06": "test", "2015-08-07": "dev"}  # every other day in the file trains
+NEWS_REPEAT = 2  # news is the product's domain but the smaller set: each training question is read twice an epoch
+NEWS_MIN_FOR_THRESHOLD = 20  # dev answerable news questions per language to choose its threshold on news alone
+NEWS_NEGATIVES = 3  # an unanswerable news question reads its article's closest passages, all labelled "no"
 MAX_ANSWERABLE_DECLINED = 0.10  # on dev (the eval asks <= 0.05 on news; dev "answerable" includes misses of the top 8)
 CANDIDATES = 8  # passages read per question at evaluation (dense top-8, as the product reads its top hits)
 
@@ -86,7 +99,7 @@ class Question:
     language: str
     text: str
     paragraph: str
-    answer_start: int  # in the paragraph
+    answer_start: int  # in the paragraph; -1 for a question the article does not answer (news near misses)
     answer: str
     ids: list[int] = field(default_factory=list)
     vector: np.ndarray | None = None
@@ -110,6 +123,33 @@ def load_squad(path: Path, dataset: str):
     return articles, questions
 
 
+def load_news(path: Path, saudinewsnet: Path):
+    """(articles, questions) from eval/reader_news.jsonl: each article one paragraph, its text cleaned as
+    ingest cleans it, so the chunks are the product's; questions as (paragraph key, language, text,
+    answer_start, answer, split), answer_start -1 where the article does not answer."""
+    import zipfile
+
+    from ingest.clean import clean_text
+
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts: dict[str, str] = {}
+    for day in sorted({item["day"] for item in items}):
+        with zipfile.ZipFile(saudinewsnet / f"{day}.zip") as archive:
+            for article in json.loads(archive.read(f"{day}.json")):
+                texts[article["url"]] = clean_text(article["content"])
+    order = list(dict.fromkeys(item["url"] for item in items))
+    index = {url: a for a, url in enumerate(order)}
+    articles = [[(f"news-{a}-0", texts[url])] for a, url in enumerate(order)]
+    questions = []
+    for item in items:
+        a = index[item["url"]]
+        text = texts[item["url"]]
+        start = text.index(item["evidence"]) + item["evidence"].index(item["answer"]) if item["answerable"] else -1
+        questions.append((f"news-{a}-0", item["language"], item["question"], start, item["answer"],
+                          NEWS_SPLIT_OF_DAY.get(item["day"], "train")))
+    return articles, questions
+
+
 def split_articles(count: int, sizes: tuple[int, int, int], rng: random.Random) -> dict[int, str]:
     order = list(range(count))
     rng.shuffle(order)
@@ -128,8 +168,8 @@ def prepare(args, embedder, settings):
     english = {}
     if (args.xquad / "xquad.en.json").is_file():
         english = {qid: item[2] for qid, item in load_squad(args.xquad / "xquad.en.json", "xquad")[1].items()}
-    for dataset, (articles, by_id) in sources.items():
-        splits = split_articles(len(articles), SPLITS[dataset], rng)
+    news_articles, news_questions = load_news(args.news, args.saudinewsnet) if args.news else ([], [])
+    for dataset, (articles, by_id) in [*sources.items(), ("news", (news_articles, {}))]:
         for a, paragraphs in enumerate(articles):
             for key, context in paragraphs:
                 for start, end in chunk_spans(context, embedder.count_tokens, embedder.token_offsets,
@@ -137,10 +177,15 @@ def prepare(args, embedder, settings):
                     text = context[start:end]
                     passages.append(Passage(dataset, a, key, start, text, split_sentences(text) or [(0, len(text))],
                                             np.empty(0)))
+        if dataset == "news":
+            break
+        splits = split_articles(len(articles), SPLITS[dataset], rng)
         for qid, (a, key, text, answer_start, answer) in by_id.items():
             questions.append(Question(dataset, splits[a], "ar", text, key, answer_start, answer))
             if qid in english:
                 questions.append(Question(dataset, splits[a], "en", english[qid], key, answer_start, answer))
+    for key, language, text, answer_start, answer, split in news_questions:
+        questions.append(Question("news", split, language, text, key, answer_start, answer))
     add_ablations(passages, questions)
     print(f"{sum(not p.ablated for p in passages)} passages, {sum(p.ablated for p in passages)} ablated, "
           f"{len(questions)} questions "
@@ -206,7 +251,7 @@ def lower_states(network, sequences: list[list[int]], batch: int = 32):
 
 def holds_answer(passage: Passage, question: Question) -> bool:
     """The passage covers the gold answer span (passages of other paragraphs never do)."""
-    if passage.paragraph == question.paragraph:
+    if passage.paragraph == question.paragraph and question.answer_start >= 0:
         return passage.start <= question.answer_start and question.answer_start + len(question.answer) <= (
             passage.start + len(passage.text))
     return False
@@ -252,16 +297,20 @@ def training_groups(passages, questions, rng, ablated_negatives: bool = False):
         if q.split != "train":
             continue
         article = int(q.paragraph.split("-")[1])
-        gold = [i for i in by_article[(q.dataset, article)] if holds_answer(passages[i], q)]
-        if not gold:  # the answer straddles two chunks
-            continue
         same = [i for i in by_article[(q.dataset, article)] if not holds_answer(passages[i], q)
-                and fold(q.answer) not in fold(passages[i].text)]
+                and (q.answer_start < 0 or fold(q.answer) not in fold(passages[i].text))]
         same.sort(key=lambda i: -float(passages[i].vector @ q.vector))
         others = [int(i) for i in train_passages[np.argsort(-(matrix[train_passages] @ q.vector))][:20]
                   if (passages[i].dataset, passages[i].article) != (q.dataset, article)]
+        repeat = NEWS_REPEAT if q.dataset == "news" else 1
+        if q.answer_start < 0:  # the article does not answer: its closest passages are all "no"
+            groups += [(qi, None, same[:NEWS_NEGATIVES] + others[:1])] * repeat
+            continue
+        gold = [i for i in by_article[(q.dataset, article)] if holds_answer(passages[i], q)]
+        if not gold:  # the answer straddles two chunks
+            continue
         ablation = [q.ablation] if ablated_negatives and q.ablation >= 0 else []
-        groups.append((qi, gold[0], same[:2] + others[:1] + ablation))
+        groups += [(qi, gold[0], same[:2] + others[:1] + ablation)] * repeat
     rng.shuffle(groups)
     return groups
 
@@ -304,7 +353,10 @@ def metrics(rows, passages, gamma: float, threshold: dict[str, float] | None = N
     and over all candidates, and abstention (AUC, and at `threshold` the share declined either way)."""
     out = {}
     for language in ("ar", "en"):
-        mine = [r for r in rows if r[0].language == language]
+        mine = [r for r in rows if r[0].language == language and r[0].answer_start >= 0]
+        # Questions their article does not answer (news): the best reading over what retrieval brings.
+        misses = np.array([max(float(r[3][i].max()) for i in r[1]) for r in rows
+                           if r[0].language == language and r[0].answer_start < 0])
         if not mine:
             continue
         dense_hit = rerank_hit = sentence_in_gold = sentence_any = 0
@@ -330,9 +382,14 @@ def metrics(rows, passages, gamma: float, threshold: dict[str, float] | None = N
         auc = float((a[:, None] > u[None, :]).mean() + 0.5 * (a[:, None] == u[None, :]).mean())
         row = {"questions": n, "dense_hit1": dense_hit / n, "rerank_hit1": rerank_hit / n,
                "sentence_top1_gold": sentence_in_gold / n, "sentence_top1": sentence_any / n, "abstain_auc": auc}
+        if len(misses):
+            row["near_miss_questions"] = len(misses)
+            row["near_miss_auc"] = float((a[:, None] > misses[None, :]).mean())
         if threshold is not None:
             row["answerable_declined"] = float((a < threshold[language]).mean())
             row["unanswerable_declined"] = float((u < threshold[language]).mean())
+            if len(misses):
+                row["near_miss_declined"] = float((misses < threshold[language]).mean())
         out[language] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
     return out
 
@@ -348,7 +405,10 @@ def choose(rows, passages) -> tuple[float, dict[str, float]]:
             best_gamma, best = gamma, value
     thresholds = {}
     for language in ("ar", "en"):
-        mine = [r for r in rows if r[0].language == language]
+        mine = [r for r in rows if r[0].language == language and r[0].answer_start >= 0]
+        news = [r for r in mine if r[0].dataset == "news"]
+        # On news, the product's domain, where there are enough dev questions for a 10% quantile.
+        mine = news if len(news) >= NEWS_MIN_FOR_THRESHOLD else mine
         a = np.array([max(float(r[3][i].max()) for i in r[1]) for r in mine])
         # The operating point: decline as much as possible while declining at most
         # MAX_ANSWERABLE_DECLINED of the answerable questions (a wrong "not said" costs a real answer).
@@ -384,7 +444,7 @@ def recalibrate(args, embedder, passages, questions) -> None:
     info = json.loads(metadata.get("info", "{}"))
     info.update(gamma=gamma, thresholds=thresholds, test=metrics(rows, passages, gamma, thresholds),
                 test_by_dataset={d: metrics([r for r in rows if r[0].dataset == d], passages, gamma, thresholds)
-                                 for d in ("xquad", "arcd")})
+                                 for d in ("xquad", "arcd", "news") if any(r[0].dataset == d for r in rows)})
     print(f"gamma {gamma} thresholds {thresholds} test {json.dumps(info['test'])}", flush=True)
     save(network, args.out, embedder, gamma, thresholds, lower, info)
 
@@ -395,6 +455,9 @@ def main() -> None:
     shared = ROOT.parent / "shared" / "data"
     parser.add_argument("--xquad", type=Path, default=shared / "xquad")
     parser.add_argument("--arcd", type=Path, default=shared / "arcd")
+    parser.add_argument("--news", type=lambda v: Path(v) if v else None, default=ROOT / "eval" / "reader_news.jsonl",
+                        help="news questions over SaudiNewsNet days (eval/README.md); '' leaves them out")
+    parser.add_argument("--saudinewsnet", type=Path, default=shared / "saudinewsnet")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4, help="questions per step (each read with 4 passages)")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
@@ -449,7 +512,7 @@ def main() -> None:
             for qi, gold, negatives in groups[start : start + args.batch]:
                 q = questions[qi]
                 pool, labels = [], []
-                for i in [gold] + negatives:
+                for i in ([gold] if gold is not None else []) + negatives:
                     sentence, (start_logits, end_logits) = score_pair(
                         network, q_cache[qi], p_cache[i], passages[i], q)
                     target = torch.zeros(len(sentence))
@@ -483,9 +546,11 @@ def main() -> None:
         rows = evaluate(network, passages, questions, p_cache, q_cache, "dev")
         gamma, threshold = choose(rows, passages)
         dev = metrics(rows, passages, gamma, threshold)
+        dev_news = metrics([r for r in rows if r[0].dataset == "news"], passages, gamma, threshold)
         curve.append({"epoch": epoch, "seconds": round(time.perf_counter() - started),
                       "loss": round(float(np.mean(running)), 4),
-                      "dev": dev})
+                      "dev": dev, "dev_news": dev_news})
+        print(f"epoch {epoch}: dev news {json.dumps(dev_news)}", flush=True)
         print(f"epoch {epoch}: gamma {gamma} thresholds {threshold} dev {json.dumps(dev)}", flush=True)
         # The epoch kept is the best on dev (sentence choice and reranking, both languages), never on test.
         value = sum(dev[lang]["sentence_top1"] + dev[lang]["rerank_hit1"] for lang in dev)
@@ -499,9 +564,9 @@ def main() -> None:
     test = metrics(rows, passages, gamma, threshold)
     print(f"test (held-out articles): {json.dumps(test)}", flush=True)
     by_dataset = {d: metrics([r for r in rows if r[0].dataset == d], passages, gamma, threshold)
-                  for d in ("xquad", "arcd")}
+                  for d in ("xquad", "arcd", "news") if any(r[0].dataset == d for r in rows)}
     info = {"seed": SEED, "epochs": args.epochs, "kept_epoch": kept_epoch, "lower": args.lower, "lr": args.lr,
-            "train_questions": len(groups), "splits": SPLITS,
+            "train_questions": len(groups), "splits": SPLITS, "news_split_of_day": NEWS_SPLIT_OF_DAY,
             "gamma": gamma, "curve": curve, "test": test, "test_by_dataset": by_dataset,
             "seconds": round(time.perf_counter() - started)}
     info["thresholds"] = threshold

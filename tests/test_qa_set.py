@@ -330,3 +330,40 @@ def test_the_held_out_news_set_is_verbatim_over_a_day_the_sample_never_uses():
             assert any(item["answer"] in e for e in item["evidence"]), item["id"]
         else:
             assert item["evidence"] == [], item["id"]
+
+
+def test_the_readers_news_training_questions_stay_off_every_day_we_evaluate_on():
+    """eval/reader_news.jsonl trains the reader. None of its days is the held-out day or a day the sample
+    draws from, none of its articles is a near copy of an evaluated one, and its evidence is verbatim in
+    the article as ingest cleans it (what the training script chunks)."""
+    import zipfile
+
+    from ingest.clean import clean_text
+    from ingest.dedupe import signature, similarity
+
+    root = SHARED_DATA / "saudinewsnet"
+    if not (root / "2015-08-09.zip").is_file():
+        pytest.skip(f"{root} is not here")
+    items = [json.loads(line) for line in (REPO_ROOT / "eval" / "reader_news.jsonl").read_text("utf-8").splitlines()]
+    assert len({i["id"] for i in items}) == len(items) >= 400
+    sample = json.loads(SAMPLE_JSON.read_text(encoding="utf-8"))
+    days = {i["day"] for i in items}
+    assert not days & ({"2015-08-09"} | {a["date_extracted"][:10] for a in sample})
+    evaluated = [signature(clean_text(a["content"])) for a in sample]
+    with zipfile.ZipFile(root / "2015-08-09.zip") as archive:
+        evaluated += [signature(clean_text(a["content"])) for a in json.loads(archive.read("2015-08-09.json"))]
+    texts = {}
+    for day in days:
+        with zipfile.ZipFile(root / f"{day}.zip") as archive:
+            texts.update((a["url"], clean_text(a["content"])) for a in json.loads(archive.read(f"{day}.json")))
+    for url in {i["url"] for i in items}:
+        mine = signature(texts[url])
+        assert max(similarity(mine, other) for other in evaluated) < 0.3, url
+    asked = {json.loads(line)["question"] for name in ("qa.jsonl", "heldout.jsonl")
+             for line in (REPO_ROOT / "eval" / name).read_text("utf-8").splitlines()}
+    for item in items:
+        assert item["question"] not in asked, item["id"]
+        if item["answerable"]:
+            assert item["evidence"] in texts[item["url"]] and item["answer"] in item["evidence"], item["id"]
+        else:
+            assert item["evidence"] == item["answer"] == "", item["id"]

@@ -1,0 +1,58 @@
+"""The extractive answerer on the news dev day, as the product answers: reader weights and the weight of
+the bi-encoder's sentence score (extractive.PRIOR_WEIGHT) side by side, same index, same run.
+
+    python eval/news_questions.py 2015-08-07 > /tmp/news-dev.jsonl
+    isnad ingest ../shared/data/saudinewsnet/2015-08-07.zip --data-dir /tmp/dev-idx
+    python bench/answer_dev.py --data-dir /tmp/dev-idx --qa /tmp/news-dev.jsonl \
+        --weights assistant/reader.safetensors /tmp/other.safetensors --prior 0 30 120
+
+The dev day is the one eval/train_reader.py picks its epoch and thresholds on; choosing the answerer's
+own knobs here keeps eval/heldout.jsonl and the test day untouched. Prints per question language: answer
+correct (answerable), citation precision, unanswerable declined, answerable declined, hit@1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant import Assistant, extractive  # noqa: E402
+from assistant.evaluation import load_qa, run_eval  # noqa: E402
+from assistant.reader import load_reader  # noqa: E402
+
+COLUMNS = ("answer_correct", "citation_precision", "unanswerable_declined", "answerable_declined", "hit_at_1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--qa", type=Path, required=True, help="questions in the eval's format (news_questions.py)")
+    parser.add_argument("--weights", type=Path, nargs="+", required=True, help="reader weight files to compare")
+    parser.add_argument("--prior", type=float, nargs="+", default=[extractive.PRIOR_WEIGHT])
+    args = parser.parse_args()
+
+    items = load_qa(args.qa)
+    assistant = Assistant(data_dir=str(args.data_dir))
+    shipped = extractive.PRIOR_WEIGHT
+    print(f"{len(items)} questions over {args.data_dir}")
+    print("| weights | prior | language | " + " | ".join(COLUMNS) + " |")
+    print("|---|---|---|" + "---|" * len(COLUMNS))
+    try:
+        for weights in args.weights:
+            assistant.reader = load_reader(assistant.embedder, weights)
+            for prior in args.prior:
+                extractive.PRIOR_WEIGHT = prior
+                metrics = run_eval(assistant, items).metrics
+                for language, row in metrics["by_language"].items():
+                    cells = " | ".join(f"{row[c]:.3f}" if row[c] is not None else "–" for c in COLUMNS)
+                    print(f"| {weights.name} | {prior:g} | {language} | {cells} |", flush=True)
+    finally:
+        extractive.PRIOR_WEIGHT = shipped
+
+
+if __name__ == "__main__":
+    main()
