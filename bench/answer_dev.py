@@ -9,6 +9,10 @@ the bi-encoder's sentence score (extractive.PRIOR_WEIGHT) side by side, same ind
 The dev day is the one eval/train_reader.py picks its epoch and thresholds on; choosing the answerer's
 own knobs here keeps eval/heldout.jsonl and the test day untouched. Prints per question language: answer
 correct (answerable), citation precision, unanswerable declined, answerable declined, hit@1.
+
+With --record FILE the reader's thresholds are set to -inf (everything is answered) and each question's
+best reader score is written with whether its answer was right, so thresholds can be chosen offline on
+one set and applied to another without asking again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant import Assistant, extractive  # noqa: E402
+import json  # noqa: E402
+
+from assistant import Assistant, core, extractive  # noqa: E402
 from assistant.evaluation import load_qa, run_eval  # noqa: E402
 from assistant.reader import load_reader  # noqa: E402
 
@@ -33,7 +39,23 @@ def main() -> None:
     parser.add_argument("--qa", type=Path, required=True, help="questions in the eval's format (news_questions.py)")
     parser.add_argument("--weights", type=Path, nargs="+", required=True, help="reader weight files to compare")
     parser.add_argument("--prior", type=float, nargs="+", default=[extractive.PRIOR_WEIGHT])
+    parser.add_argument("--record", type=Path, help="answer everything; write each question's best score here")
     args = parser.parse_args()
+    bests: dict[str, float] = {}  # question text -> its best reader score when last asked
+    if args.record:
+        answer = core.answer_from_readings
+
+        def recording(question, language, hits, readings, reader, prior=None, support=None):
+            candidates = extractive.rank_sentences(hits, readings, prior)
+            kind = extractive.checked_kind(question)
+            if kind is not None:
+                candidates = [c for c in candidates if extractive.holds_kind(kind, c[2].text)]
+                support = support if candidates else None
+            bests[question] = (max([raw for _, raw, _ in candidates] + ([support] if support is not None else []),
+                             default=float("-inf")))
+            return answer(question, language, hits, readings, reader, prior, support)
+
+        core.answer_from_readings = recording
 
     items = load_qa(args.qa)
     assistant = Assistant(data_dir=str(args.data_dir))
@@ -44,9 +66,18 @@ def main() -> None:
     try:
         for weights in args.weights:
             assistant.reader = load_reader(assistant.embedder, weights)
+            if args.record:
+                assistant.reader.thresholds = {"ar": float("-inf"), "en": float("-inf")}
             for prior in args.prior:
                 extractive.PRIOR_WEIGHT = prior
-                metrics = run_eval(assistant, items).metrics
+                bests.clear()
+                result = run_eval(assistant, items)
+                metrics = result.metrics
+                if args.record:
+                    rows = [{"id": r.id, "language": r.language, "answerable": r.answerable,
+                             "correct": r.answer_correct, "best": bests.get(item.question, float("-inf"))}
+                            for r, item in zip(result.items, items, strict=True)]
+                    args.record.write_text("".join(json.dumps(row) + "\n" for row in rows))
                 for language, row in metrics["by_language"].items():
                     cells = " | ".join(f"{row[c]:.3f}" if row[c] is not None else "–" for c in COLUMNS)
                     print(f"| {weights.name} | {prior:g} | {language} | {cells} |", flush=True)
