@@ -190,13 +190,8 @@ def answer_from_readings(
     score_sentences() over the same hits: its score, weighted by PRIOR_WEIGHT, is added to the reader's.
     `support`: for a follow-up, the reader's best logit for the question with its context (whether the
     articles answer is judged with the context; which sentence answers, on the turn's own question)."""
-    candidates = rank_sentences(hits, readings, prior)
-    kind = checked_kind(question)
-    if kind is not None:
-        candidates = [c for c in candidates if holds_kind(kind, c[2].text)]
-        support = support if candidates else None
+    candidates, best = checked_candidates(question, hits, readings, prior, support)
     threshold = reader.threshold(language)
-    best = max([raw for _, raw, _ in candidates] + ([support] if support is not None else []), default=None)
     if best is None or best < threshold:
         return Answer(NO_ANSWER[language], has_answer=False, language=language, mode="extractive", question=question)
     top_reranked, _, top = candidates[0]
@@ -218,6 +213,25 @@ def answer_from_readings(
         compose(language, citations, short), has_answer=True, language=language, mode="extractive",
         citations=citations, question=question, short_answer=short,
     )
+
+
+def checked_candidates(
+    question: str,
+    hits: list[Hit],
+    readings: list[PassageReading],
+    prior: list[Candidate] | None = None,
+    support: float | None = None,
+) -> tuple[list[tuple[float, float, Candidate]], float | None]:
+    """(rank_sentences() kept to the sentences holding the kind the question asks for, the score the
+    abstention threshold is compared with: the best reader logit left, or a follow-up's `support` while
+    some sentence is left), None when nothing is."""
+    candidates = rank_sentences(hits, readings, prior)
+    kind = checked_kind(question)
+    if kind is not None:
+        candidates = [c for c in candidates if holds_kind(kind, c[2].text)]
+        support = support if candidates else None
+    best = max([raw for _, raw, _ in candidates] + ([support] if support is not None else []), default=None)
+    return candidates, best
 
 
 def rank_sentences(

@@ -18,15 +18,14 @@ one set and applied to another without asking again.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import json  # noqa: E402
-
-from assistant import Assistant, core, extractive  # noqa: E402
+from assistant import Assistant, extractive  # noqa: E402
 from assistant.evaluation import load_qa, run_eval  # noqa: E402
 from assistant.reader import load_reader  # noqa: E402
 
@@ -43,19 +42,14 @@ def main() -> None:
     args = parser.parse_args()
     bests: dict[str, float] = {}  # question text -> its best reader score when last asked
     if args.record:
-        answer = core.answer_from_readings
+        check = extractive.checked_candidates
 
-        def recording(question, language, hits, readings, reader, prior=None, support=None):
-            candidates = extractive.rank_sentences(hits, readings, prior)
-            kind = extractive.checked_kind(question)
-            if kind is not None:
-                candidates = [c for c in candidates if extractive.holds_kind(kind, c[2].text)]
-                support = support if candidates else None
-            bests[question] = (max([raw for _, raw, _ in candidates] + ([support] if support is not None else []),
-                             default=float("-inf")))
-            return answer(question, language, hits, readings, reader, prior, support)
+        def recording(question, *rest):  # the answerer's own abstention score, noted on the way
+            candidates, best = check(question, *rest)
+            bests[question] = float("-inf") if best is None else best
+            return candidates, best
 
-        core.answer_from_readings = recording
+        extractive.checked_candidates = recording
 
     items = load_qa(args.qa)
     assistant = Assistant(data_dir=str(args.data_dir))

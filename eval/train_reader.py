@@ -168,8 +168,8 @@ def prepare(args, embedder, settings):
     english = {}
     if (args.xquad / "xquad.en.json").is_file():
         english = {qid: item[2] for qid, item in load_squad(args.xquad / "xquad.en.json", "xquad")[1].items()}
-    news_articles, news_questions = load_news(args.news, args.saudinewsnet) if args.news else ([], [])
-    for dataset, (articles, by_id) in [*sources.items(), ("news", (news_articles, {}))]:
+
+    def add_passages(dataset: str, articles) -> None:
         for a, paragraphs in enumerate(articles):
             for key, context in paragraphs:
                 for start, end in chunk_spans(context, embedder.count_tokens, embedder.token_offsets,
@@ -177,13 +177,16 @@ def prepare(args, embedder, settings):
                     text = context[start:end]
                     passages.append(Passage(dataset, a, key, start, text, split_sentences(text) or [(0, len(text))],
                                             np.empty(0)))
-        if dataset == "news":
-            break
+
+    for dataset, (articles, by_id) in sources.items():
+        add_passages(dataset, articles)
         splits = split_articles(len(articles), SPLITS[dataset], rng)
         for qid, (a, key, text, answer_start, answer) in by_id.items():
             questions.append(Question(dataset, splits[a], "ar", text, key, answer_start, answer))
             if qid in english:
                 questions.append(Question(dataset, splits[a], "en", english[qid], key, answer_start, answer))
+    news_articles, news_questions = load_news(args.news, args.saudinewsnet) if args.news else ([], [])
+    add_passages("news", news_articles)
     for key, language, text, answer_start, answer, split in news_questions:
         questions.append(Question("news", split, language, text, key, answer_start, answer))
     add_ablations(passages, questions)
