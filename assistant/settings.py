@@ -16,6 +16,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "isnad.toml"
+# The one default embedding model (the embedder and its offline build import it from here).
+DEFAULT_EMBED_MODEL = "intfloat/multilingual-e5-small"
+
+
+def default_cache_dir() -> Path:
+    """Where models are cached: `ISNAD_CACHE_DIR` if set (read at each call), else ~/.cache/isnad/models."""
+    env = os.environ.get("ISNAD_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "isnad" / "models"
 
 
 class Settings(BaseSettings):
@@ -25,7 +33,7 @@ class Settings(BaseSettings):
     chroma_url: str = Field("", description="Chroma server URL (http://host:port); empty = embedded store.")
     collection: str = Field("isnad", description="Name prefix of the Chroma collections.")
     embed_model: str = Field(
-        "intfloat/multilingual-e5-small",
+        DEFAULT_EMBED_MODEL,
         description="Embedding model: the default is built offline; another hub name needs the hub.",
     )
     cache_dir: Path | None = Field(None, description="Model cache (default ~/.cache/isnad/models).")

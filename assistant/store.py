@@ -12,6 +12,9 @@ Three collections, so a Chroma server can serve several app instances with nothi
 
 The chunks collection's metadata records what built the index (embedder fingerprint, normalisation
 version, chunking settings); opening it with another embedder is an IndexMismatch, not silent garbage.
+
+This module is the only one that talks to Chroma: the collections are private to `Store`, and record
+ids (`chunk_id`, `sentence_id`) and metadata are made here.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -95,6 +98,20 @@ def parse_chunk_id(chunk_id: str) -> tuple[str, int]:
     """(article key, passage index) of a chunk id made by `chunk_id`."""
     key, _, index = chunk_id.rpartition(":")
     return key, int(index)
+
+
+def sentence_id(chunk_id: str, index: int) -> str:
+    """The id of sentence `index` of the passage `chunk_id`."""
+    return f"{chunk_id}/{index}"
+
+
+def sentence_metadata(chunk_id: str, chunk: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    """What a sentence carries: its article and passage, and its offsets (`start`, `end` within the passage,
+    stored as offsets in the article)."""
+    return {
+        "article_key": chunk["article_key"], "chunk_id": chunk_id,
+        "start": chunk["start"] + start, "end": chunk["start"] + end,
+    }
 
 
 def chunk_metadata(record: ArticleRecord, index: int, start: int, end: int) -> dict[str, Any]:
@@ -174,16 +191,35 @@ _EmbeddingFunction = None
 _GENERATION = "generation"
 
 
+@dataclass
+class StoreStats:
+    """What `isnad stats` shows: counts, the generation and what built the index."""
+
+    articles: int  # printed copies
+    distinct_texts: int
+    chunks: int
+    sentences: int
+    generation: int
+    location: str
+    build_info: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat, for printing: the counts, then the build information's own keys."""
+        flat = asdict(self)
+        info = flat.pop("build_info")
+        return {**flat, **info}
+
+
 class Store:
     """Open with `Store.open(settings)`; ingest opens with `create=True` and holds `locking.writer_lock()`."""
 
-    def __init__(self, settings: Settings, client, chunks, articles, sentences, meta=None) -> None:
+    def __init__(self, settings: Settings, client, chunks, articles, sentences, meta) -> None:
         self.settings = settings
-        self.client = client
-        self.chunks = chunks
-        self.articles = articles
-        self.sentences = sentences
-        self.meta = meta
+        self._client = client
+        self._chunks = chunks
+        self._articles = articles
+        self._sentences = sentences
+        self._meta = meta
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -222,9 +258,18 @@ class Store:
         store.check_model_name()
         return store
 
+    def reopen(self) -> Store:
+        """The same index opened afresh, seeing what other processes wrote since this one was opened."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        # Chroma caches one client system per path in this process: without clearing it, opening again
+        # hands back the same system, with the view of the files it had.
+        SharedSystemClient.clear_system_cache()
+        return type(self).open(self.settings)
+
     @property
     def build_info(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.chunks.metadata or {}).items() if not k.startswith("hnsw:")}
+        return {k: v for k, v in (self._chunks.metadata or {}).items() if not k.startswith("hnsw:")}
 
     def check_model_name(self) -> None:
         """Cheap check before any model is loaded: the index names the model that built it."""
@@ -251,19 +296,45 @@ class Store:
 
     def generation(self) -> int:
         """A number that every write to this index increases (0 for an index never written since)."""
-        got = self.meta.get(ids=[_GENERATION], include=["metadatas"])
+        got = self._meta.get(ids=[_GENERATION], include=["metadatas"])
         return int(got["metadatas"][0]["value"]) if got["ids"] else 0
 
     def _bump(self) -> None:
-        self.meta.upsert(ids=[_GENERATION], embeddings=[[1.0]], metadatas=[{"value": self.generation() + 1}])
+        self._meta.upsert(ids=[_GENERATION], embeddings=[[1.0]], metadatas=[{"value": self.generation() + 1}])
 
     def count(self) -> tuple[int, int]:
         """(distinct article texts, chunks)."""
-        return self.articles.count(), self.chunks.count()
+        return self._articles.count(), self._chunks.count()
+
+    def stats(self) -> StoreStats:
+        """Counts (reading every article record's metadata for the copies), generation and build information."""
+        settings = self.settings
+        return StoreStats(
+            articles=sum(len(record.copies) for record in self.iter_records()),
+            distinct_texts=self._articles.count(),
+            chunks=self._chunks.count(),
+            sentences=self._sentences.count(),
+            generation=self.generation(),
+            location=str(settings.chroma_url or settings.data_dir),
+            build_info=self.build_info,
+        )
+
+    def nearest_chunks(
+        self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]:
+        """The `n` chunks nearest to `vector` (matching the Chroma filter `where`), as (chunk id, cosine
+        similarity), nearest first; [] for an empty store."""
+        total = self._chunks.count()
+        if total == 0:
+            return []
+        result = self._chunks.query(
+            query_embeddings=[vector], n_results=min(n, total), where=where, include=["distances"]
+        )
+        return [(cid, 1.0 - dist) for cid, dist in zip(result["ids"][0], result["distances"][0], strict=True)]
 
     def iter_records(self, include_text: bool = False) -> Iterator[ArticleRecord]:
         include = ["metadatas", "documents"] if include_text else ["metadatas"]
-        for ids, documents, metadatas in _pages(self.articles, include):
+        for ids, documents, metadatas in _pages(self._articles, include):
             for i, key in enumerate(ids):
                 yield ArticleRecord.from_chroma(key, documents[i] if documents else None, metadatas[i])
 
@@ -271,7 +342,7 @@ class Store:
         if not keys:
             return {}
         include = ["metadatas", "documents"] if include_text else ["metadatas"]
-        result = self.articles.get(ids=list(dict.fromkeys(keys)), include=include)
+        result = self._articles.get(ids=list(dict.fromkeys(keys)), include=include)
         documents = result.get("documents")
         return {
             key: ArticleRecord.from_chroma(key, documents[i] if documents else None, result["metadatas"][i])
@@ -280,20 +351,20 @@ class Store:
 
     def iter_chunks(self, include: Sequence[str] = ("metadatas", "documents")):
         """Yield (ids, documents, metadatas) pages of the chunk collection."""
-        yield from _pages(self.chunks, list(include))
+        yield from _pages(self._chunks, list(include))
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Each found chunk's (text, metadata), by id."""
         if not chunk_ids:
             return {}
-        got = self.chunks.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents", "metadatas"])
+        got = self._chunks.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents", "metadatas"])
         return {chunk_id: (got["documents"][i], got["metadatas"][i]) for i, chunk_id in enumerate(got["ids"])}
 
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, list[tuple[int, int, np.ndarray]]]:
         """For each chunk, its sentences' (start, end, vector), offsets in the article, in text order."""
         if not chunk_ids:
             return {}
-        got = self.sentences.get(
+        got = self._sentences.get(
             where={"chunk_id": {"$in": list(dict.fromkeys(chunk_ids))}}, include=["embeddings", "metadatas"]
         )
         found: dict[str, list[tuple[int, int, np.ndarray]]] = {}
@@ -304,32 +375,32 @@ class Store:
         return {chunk_id: sorted(spans, key=lambda s: s[0]) for chunk_id, spans in found.items()}
 
     def chunk_ids(self) -> list[str]:
-        return [i for ids, _, _ in _pages(self.chunks, []) for i in ids]
+        return [i for ids, _, _ in _pages(self._chunks, []) for i in ids]
 
     # --- writing (one writer at a time: hold locking.writer_lock()) ----------------------------
 
     def add_chunks(self, ids: list[str], texts: list[str], vectors: np.ndarray, metadatas: list[dict]) -> None:
-        batch = self.client.get_max_batch_size()
+        batch = self._client.get_max_batch_size()
         for at in range(0, len(ids), batch):
             end = at + batch
-            self.chunks.upsert(
+            self._chunks.upsert(
                 ids=ids[at:end], documents=texts[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end]
             )
         self._bump()
 
     def add_sentences(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict]) -> None:
-        batch = self.client.get_max_batch_size()
+        batch = self._client.get_max_batch_size()
         for at in range(0, len(ids), batch):
             end = at + batch
-            self.sentences.upsert(ids=ids[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end])
+            self._sentences.upsert(ids=ids[at:end], embeddings=vectors[at:end], metadatas=metadatas[at:end])
         self._bump()
 
     def add_records(self, records: list[ArticleRecord], vectors: np.ndarray) -> None:
         """Write new article records in one call per batch (each is written after all its chunks)."""
-        batch = self.client.get_max_batch_size()
+        batch = self._client.get_max_batch_size()
         for at in range(0, len(records), batch):
             part = records[at : at + batch]
-            self.articles.upsert(
+            self._articles.upsert(
                 ids=[r.key for r in part],
                 documents=[r.text for r in part],
                 embeddings=vectors[at : at + batch],
@@ -340,9 +411,9 @@ class Store:
     def put_record(self, record: ArticleRecord, vector: np.ndarray | None = None) -> None:
         """Write (or rewrite) an article record; `vector` is needed the first time only."""
         if vector is None:
-            self.articles.update(ids=[record.key], metadatas=[record.metadata()])
+            self._articles.update(ids=[record.key], metadatas=[record.metadata()])
         else:
-            self.articles.upsert(
+            self._articles.upsert(
                 ids=[record.key], documents=[record.text], embeddings=[vector], metadatas=[record.metadata()]
             )
         self._bump()
@@ -350,29 +421,33 @@ class Store:
     def set_chunk_copies(self, record: ArticleRecord) -> None:
         """After the copies of a text change, refresh what its chunks carry for filtering."""
         ids = [chunk_id(record.key, i) for i in range(record.n_chunks)]
-        got = self.chunks.get(ids=ids, include=["metadatas"])
+        got = self._chunks.get(ids=ids, include=["metadatas"])
         metadatas = [
             chunk_metadata(record, m["index"], m["start"], m["end"]) for m in got["metadatas"]
         ]
         if got["ids"]:
-            self.chunks.update(ids=got["ids"], metadatas=metadatas)
+            self._chunks.update(ids=got["ids"], metadatas=metadatas)
         self._bump()
 
     def delete_record(self, key: str) -> None:
         """Remove an article text: its record first (so it stops being "present"), then what it owns."""
-        self.articles.delete(ids=[key])
+        self._articles.delete(ids=[key])
         self.delete_chunks_of(key)
         self._bump()
 
     def delete_chunks_of(self, key: str) -> None:
-        self.sentences.delete(where={"article_key": key})
-        self.chunks.delete(where={"article_key": key})
+        self._sentences.delete(where={"article_key": key})
+        self._chunks.delete(where={"article_key": key})
+        self._bump()
+
+    def delete_sentences_of(self, key: str) -> None:
+        self._sentences.delete(where={"article_key": key})
         self._bump()
 
     def delete_chunks(self, ids: list[str]) -> None:
-        batch = self.client.get_max_batch_size()
+        batch = self._client.get_max_batch_size()
         for at in range(0, len(ids), batch):
-            self.chunks.delete(ids=ids[at : at + batch])
+            self._chunks.delete(ids=ids[at : at + batch])
         self._bump()
 
 

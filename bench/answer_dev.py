@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from assistant import Assistant, extractive  # noqa: E402
-from assistant.evaluation import load_qa, run_eval  # noqa: E402
-from assistant.reader import load_reader  # noqa: E402
+from isnad_eval import load_qa, run_eval
+
+from assistant import Assistant, extractive
+from assistant.reader import load_reader
 
 COLUMNS = ("answer_correct", "citation_precision", "unanswerable_declined", "answerable_declined", "hit_at_1")
 

@@ -12,16 +12,14 @@ kind's question pattern caught.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "eval")]
 
-from reader_xquad import held_out_questions, holds  # noqa: E402
+from reader_xquad import held_out_questions, holds
 
-from assistant import Assistant, extractive  # noqa: E402
-from assistant.extractive import answer_from_readings, score_sentences  # noqa: E402
+from assistant import Assistant, extractive
+from assistant.extractive import answer_from_readings, score_sentences
 
 SHIPPED = dict(extractive.CHECKED_KINDS)
 VARIANTS = {

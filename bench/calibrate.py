@@ -34,11 +34,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant import extractive  # noqa: E402
-from assistant.conversation import condense_heuristically  # noqa: E402
-from assistant.evaluation import (  # noqa: E402
+from isnad_eval import (
     DEFAULT_QA,
     QAItem,
     build_sample_index,
@@ -46,7 +43,10 @@ from assistant.evaluation import (  # noqa: E402
     history_for,
     load_qa,
 )
-from assistant.text import split_sentences  # noqa: E402
+
+from assistant import extractive
+from assistant.conversation import condense_heuristically
+from assistant.text import split_sentences
 
 THRESHOLDS = [round(0.70 + 0.005 * i, 3) for i in range(71)]  # 0.700 ... 1.050
 MAX_WRONGLY_DECLINED = 0.05

@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/isnad-cold-start"))
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    isnad = [sys.executable, "-m", "assistant.cli"]
+    isnad = [sys.executable, "-m", "assistant.app.cli"]
     ask = isnad + ["ask", "--data-dir", str(args.data_dir), QUESTION]
     if not args.data_dir.exists():
         subprocess.run(isnad + ["ingest", "--sample", "--data-dir", str(args.data_dir)], check=True)

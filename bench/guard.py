@@ -17,10 +17,8 @@ import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from assistant.generative import instruction_like  # noqa: E402
-from assistant.text import split_sentences  # noqa: E402
+from assistant.generative import instruction_like
+from assistant.text import split_sentences
 
 DEFAULT_DAYS = Path(__file__).resolve().parents[2] / "shared" / "data" / "saudinewsnet"
 

@@ -14,7 +14,6 @@ import json
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 import zipfile
@@ -22,12 +21,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from assistant.embedder import load_embedder  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
-from assistant.store import Store  # noqa: E402
-from ingest import ingest  # noqa: E402
+from assistant.embedder import load_embedder
+from assistant.settings import Settings
+from assistant.store import Store
+from ingest import ingest
 
 SHARED = REPO.parent / "shared" / "data" / "saudinewsnet"
 

@@ -24,11 +24,10 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from assistant.bert_folder import mean_unit  # noqa: E402
-from assistant.embedder import load_embedder  # noqa: E402
-from assistant.onnx_bert import Graph  # noqa: E402
+from assistant.bert_folder import mean_unit
+from assistant.embedder import load_embedder
+from assistant.onnx_bert import Graph
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
     python bench/load.py --users 8 --questions 20 --data-dir isnad-data
     python bench/load.py --json                # one JSON object instead of the table
 
-The UI (`assistant.ui.serve`, as `isnad ui` runs it) is started in this process on a free 127.0.0.1 port
+The UI (`assistant.app.ui.serve`, as `isnad ui` runs it) is started in this process on a free 127.0.0.1 port
 over an index of the bundled sample (built in a temporary directory unless --data-dir names an index).
 Each user is its own `gradio_client.Client` asking its share of the questions of eval/qa.jsonl (follow-ups
 left out) in extractive mode, one after another, as a person in a chat would. The run is bounded: a fixed
@@ -30,9 +30,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client looks the hub up unless this is set
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.evaluation import DEFAULT_QA, build_sample_index, load_qa, percentile  # noqa: E402
+from isnad_eval import DEFAULT_QA, build_sample_index, load_qa, percentile
 
 MAX_REQUESTS = 5000  # a load test, not a flood: users x questions is capped
 
@@ -147,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.users * args.questions > MAX_REQUESTS:
         parser.error(f"--users x --questions is capped at {MAX_REQUESTS} requests")
 
+    from assistant.app.ui import serve
     from assistant.settings import Settings
-    from assistant.ui import serve
 
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else print
     questions = questions_from_qa(args.qa)

@@ -28,18 +28,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.evaluation import (  # noqa: E402
-    DEFAULT_QA,
-    DEFAULT_XQUAD,
-    build_xquad_index,
-    load_qa,
-    percentile,
-    run_xquad,
-    sample_questions,
-    xquad_table,
-)
+from isnad_eval import DEFAULT_QA, build_xquad_index, load_qa, percentile, run_xquad, xquad_table
+from isnad_eval.xquad import sample_questions
+from shared_data import XQUAD
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DEFAULT_DAY = SHARED / "saudinewsnet" / "2015-08-01.zip"
@@ -134,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="index of the day (built on first run, reused after)")
     parser.add_argument("--day", type=Path, default=DEFAULT_DAY, help="a SaudiNewsNet daily zip")
     parser.add_argument("--questions", type=int, default=40, help="questions timed (from eval/qa.jsonl)")
-    parser.add_argument("--xquad", type=Path, default=DEFAULT_XQUAD, help="folder with xquad.ar.json/.en.json")
+    parser.add_argument("--xquad", type=Path, default=XQUAD, help="folder with xquad.ar.json/.en.json")
     parser.add_argument("--xquad-data-dir", type=Path, default=Path("isnad-data/xquad"))
     parser.add_argument("--xquad-limit", type=int, help="only the first N XQuAD questions per language")
     parser.add_argument("--skip-latency", action="store_true")

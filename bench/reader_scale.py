@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from assistant import Assistant  # noqa: E402
-from assistant.evaluation import load_qa, run_eval  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
-from ingest import SAMPLE_DIR, ingest  # noqa: E402
+from isnad_eval import load_qa, run_eval
+
+from assistant import Assistant
+from assistant.settings import Settings
+from ingest import SAMPLE_DIR, ingest
 
 DAYS = ROOT.parent / "shared" / "data" / "saudinewsnet"
 ROWS = ["hit_at_1", "hit_at_5", "citation_precision", "citation_recall", "answer_correct",

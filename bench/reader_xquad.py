@@ -19,22 +19,21 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "eval")]
 
-from train_reader import SEED, SPLITS, split_articles  # noqa: E402
+from isnad_eval import build_xquad_index
+from isnad_eval.train_reader import SEED, SPLITS, split_articles
+from shared_data import XQUAD
 
-from assistant import Assistant  # noqa: E402
-from assistant.evaluation import DEFAULT_XQUAD, build_xquad_index  # noqa: E402
-from assistant.extractive import rank_sentences, score_sentences  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
-from assistant.text import fold  # noqa: E402
+from assistant import Assistant
+from assistant.extractive import rank_sentences, score_sentences
+from assistant.settings import Settings
+from assistant.text import fold
 
 
 def held_out(path: Path, split: str) -> tuple[set[str], dict[str, str]]:
@@ -61,7 +60,7 @@ def held_out_questions(description: str):
     line (--data-dir, --path, --split), the XQuAD index (built when missing) and the split's questions."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", type=Path, default=Path("isnad-data"))
-    parser.add_argument("--path", type=Path, default=DEFAULT_XQUAD)
+    parser.add_argument("--path", type=Path, default=XQUAD)
     parser.add_argument("--split", choices=("test", "dev"), default="test")
     args = parser.parse_args()
     settings = Settings.load(data_dir=args.data_dir / "xquad")

@@ -17,20 +17,19 @@ import argparse
 import itertools
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BENCH = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-from calibrate import CURRENT, GRID, WEIGHTS, Question, Sentence, _scores  # noqa: E402
+from calibrate import CURRENT, GRID, WEIGHTS, Question, Sentence, _scores
+from isnad_eval import build_xquad_index
+from shared_data import XQUAD
 
-from assistant import Assistant  # noqa: E402
-from assistant.evaluation import DEFAULT_XQUAD, build_xquad_index  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
-from assistant.text import fold  # noqa: E402
+from assistant import Assistant
+from assistant.settings import Settings
+from assistant.text import fold
 
 
 def answers_by_id(path: Path) -> dict[str, str]:
@@ -63,7 +62,7 @@ def collect(assistant: Assistant, questions, answers: dict[str, str]) -> list[Qu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("isnad-data"))
-    parser.add_argument("--path", type=Path, default=DEFAULT_XQUAD, help="folder with xquad.ar.json, xquad.en.json")
+    parser.add_argument("--path", type=Path, default=XQUAD, help="folder with xquad.ar.json, xquad.en.json")
     parser.add_argument("--limit", type=int, default=0, help="questions per language (0 = all 1,190)")
     args = parser.parse_args()
 

@@ -41,19 +41,14 @@ import argparse
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from assistant.embedder import load_embedder  # noqa: E402
-from assistant.reader import (  # noqa: E402
+from assistant.embedder import load_embedder
+from assistant.reader import (
     LOWER,
     MAX_PASSAGE_TOKENS,
     MAX_QUESTION_TOKENS,
@@ -62,9 +57,11 @@ from assistant.reader import (  # noqa: E402
     sentence_features,
     sentence_members,
 )
-from assistant.settings import Settings  # noqa: E402
-from assistant.text import fold, search_terms, split_sentences  # noqa: E402
-from ingest.chunk import chunk_spans  # noqa: E402
+from assistant.settings import Settings
+from assistant.text import fold, search_terms, split_sentences
+from ingest.chunk import chunk_spans
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: ../shared/data lies beside it
 
 SEED = 13
 SPLITS = {"xquad": (30, 6, 12), "arcd": (60, 8, 10)}

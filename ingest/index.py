@@ -26,7 +26,16 @@ from assistant.lexical import LexicalIndex
 from assistant.locking import writer_lock
 from assistant.reader import weights_fingerprint
 from assistant.settings import Settings
-from assistant.store import ArticleRecord, Store, chunk_id, chunk_metadata, parse_chunk_id, server_errors
+from assistant.store import (
+    ArticleRecord,
+    Store,
+    chunk_id,
+    chunk_metadata,
+    parse_chunk_id,
+    sentence_id,
+    sentence_metadata,
+    server_errors,
+)
 from assistant.text import NORMALISATION_VERSION
 from assistant.types import Article, Copy
 
@@ -138,8 +147,8 @@ def ingest(
 
 
 def _totals(store: Store) -> tuple[int, int]:
-    articles = sum(len(record.copies) for record in store.iter_records())
-    return articles, store.chunks.count()
+    stats = store.stats()
+    return stats.articles, stats.chunks
 
 
 def repair(store: Store) -> int:
@@ -157,7 +166,7 @@ def repair(store: Store) -> int:
             chunk_count[key] = chunk_count.get(key, 0) + 1
     store.delete_chunks(orphans)
     for key in {parse_chunk_id(orphan)[0] for orphan in orphans}:
-        store.sentences.delete(where={"article_key": key})
+        store.delete_sentences_of(key)
     removed = len(orphans)
     owner: dict[str, str] = {}
     for key, record in records.items():
@@ -331,11 +340,8 @@ class _Run:
         sentence_ids, sentence_metadatas = [], []
         for passage_id, metadata, spans in zip(ids, metadatas, sentence_spans, strict=True):
             for j, (start, end) in enumerate(spans):
-                sentence_ids.append(f"{passage_id}/{j}")
-                sentence_metadatas.append({
-                    "article_key": metadata["article_key"], "chunk_id": passage_id,
-                    "start": metadata["start"] + start, "end": metadata["start"] + end,
-                })
+                sentence_ids.append(sentence_id(passage_id, j))
+                sentence_metadatas.append(sentence_metadata(passage_id, metadata, start, end))
         if sentence_ids:
             self.store.add_sentences(sentence_ids, np.concatenate(sentence_vectors), sentence_metadatas)
         owner_array = np.array(owners)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from assistant.llm_server import (
+from assistant.app.llm import (
     QWEN_GGUFS,
     RunningServer,
     assemble_qwen_gguf,

@@ -95,7 +95,7 @@ def test_very_long_and_mixed_questions_do_not_break(sample_assistant):
 
 
 def test_cli_ask_json_and_retrieve(sample_settings, capsys):
-    from assistant.cli import main
+    from assistant.app.cli import main
 
     assert main(["ask", CANONICAL_EN, "--json", "--data-dir", str(sample_settings.data_dir)]) == 0
     answer = json.loads(capsys.readouterr().out)

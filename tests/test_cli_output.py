@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.cli import _print_answer
-from assistant.display import isolate_for_terminal
+from assistant.app.cli import print_answer
+from assistant.app.display import isolate_for_terminal
 from assistant.settings import Settings
 from assistant.types import Answer, Citation
 
@@ -41,7 +41,7 @@ def _answer() -> Answer:
 
 
 def test_piped_output_has_no_bidi_isolates(capsys):
-    _print_answer(_answer())
+    print_answer(_answer())
     out = capsys.readouterr().out
     assert "حريق" in out and URL in out
     assert not BIDI_ISOLATES.search(out), repr(out)
@@ -50,7 +50,7 @@ def test_piped_output_has_no_bidi_isolates(capsys):
 def test_a_terminal_gets_isolates_but_never_inside_or_around_a_url(monkeypatch):
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stdout", terminal)
-    _print_answer(_answer())
+    print_answer(_answer())
     out = terminal.getvalue()
     assert "\u2067" in out and "\u20682015\u2069" in out  # the Arabic is isolated on a terminal...
     tokens = out.split()
@@ -66,7 +66,7 @@ def test_isolate_for_terminal_leaves_urls_alone():
 
 
 def _isnad(*args: str) -> list[str]:
-    return [sys.executable, "-m", "assistant.cli", *args]
+    return [sys.executable, "-m", "assistant.app.cli", *args]
 
 
 def _env() -> dict[str, str]:

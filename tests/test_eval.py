@@ -9,33 +9,34 @@ import json
 from pathlib import Path
 
 import pytest
-
-from assistant.errors import ConfigError, InputError
-from assistant.evaluation import (
+from isnad_eval import (
     DEFAULT_QA,
     DEFAULT_THRESHOLDS,
-    SUMMARY_METRICS,
     EvalResult,
     QAItem,
     check_thresholds,
     citation_correct,
     compute_metrics,
-    containment,
-    history_for,
-    hit_at,
     load_qa,
     load_thresholds,
-    mean_reciprocal_rank,
     percentile,
-    retrieval_rank,
     run_eval,
-    score_item,
-    spans_overlap,
-    summarise,
     summary_table,
-    token_f1,
     write_reports,
 )
+from isnad_eval.metrics import (
+    containment,
+    hit_at,
+    mean_reciprocal_rank,
+    retrieval_rank,
+    spans_overlap,
+    summarise,
+    token_f1,
+)
+from isnad_eval.report import SUMMARY_METRICS
+from isnad_eval.run import history_for, score_item
+
+from assistant.errors import ConfigError, InputError
 from assistant.types import Answer, Citation
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -383,7 +384,7 @@ def test_eval_gate_meets_thresholds(sample_assistant):
 
 def test_eval_command_writes_reports_and_fails_below_thresholds(sample_assistant, tmp_path, capsys):
     """`isnad eval` end to end on a few questions: reports written, exit 1 under an unreachable floor."""
-    from assistant.evaluation import main_eval
+    from assistant.app.cli import main
 
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join(line + "\n" for line in DEFAULT_QA.read_text(encoding="utf-8").splitlines()[:4]),
@@ -391,14 +392,14 @@ def test_eval_command_writes_reports_and_fails_below_thresholds(sample_assistant
     thresholds = tmp_path / "thresholds.toml"
     thresholds.write_text("[extractive]\nmin_hit_at_5 = 0.5\nmin_citation_precision = 1.01\n", encoding="utf-8")
     settings = sample_assistant.settings
-    argv = ["--qa", str(qa), "--thresholds", str(thresholds), "--out", str(tmp_path / "run"),
+    argv = ["eval", "--qa", str(qa), "--thresholds", str(thresholds), "--out", str(tmp_path / "run"),
             "--data-dir", str(settings.data_dir), "--collection", settings.collection]
-    assert main_eval(argv) == 1
+    assert main(argv) == 1
     out = capsys.readouterr().out
     assert "citation_precision" in out and "below the minimum 1.01" in out
     results = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))
     assert [item["id"] for item in results["items"]] == ["en-001", "en-002", "en-003", "en-004"]
     assert results["threshold_failures"] and (tmp_path / "run" / "report.md").is_file()
     thresholds.write_text("[extractive]\nmin_hit_at_5 = 0.5\n", encoding="utf-8")
-    assert main_eval(argv) == 0
+    assert main(argv) == 0
     assert (tmp_path / "run" / "previous.json").is_file()

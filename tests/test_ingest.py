@@ -59,8 +59,9 @@ def consistent(settings: Settings) -> tuple[list[str], int]:
     records = list(store.iter_records())
     ids = [c.id for r in records for c in r.copies]
     assert len(ids) == len(set(ids)), "an article is present twice"
-    assert store.chunks.count() == sum(r.n_chunks for r in records), "orphan or missing chunks"
-    return sorted(ids), store.chunks.count()
+    chunks = store.count()[1]
+    assert chunks == sum(r.n_chunks for r in records), "orphan or missing chunks"
+    return sorted(ids), chunks
 
 
 def test_ingest_is_incremental_and_keeps_every_copy(tmp_path, embedder):
@@ -110,7 +111,7 @@ def test_bad_input_is_skipped_and_nothing_stored_is_lost(tmp_path, embedder):
 
 def test_ingest_exits_3_when_something_was_skipped(tmp_path, embedder, capsys):
     """A script must see that input went missing: 3 with a skipped file (the good one still indexed), 0 without."""
-    from assistant.cli import main
+    from assistant.app.cli import main
 
     corpus = tmp_path / "in"
     corpus.mkdir()
@@ -136,6 +137,24 @@ def test_index_records_its_build_and_refuses_another(tmp_path, embedder):
         ingest([corpus], settings.model_copy(update={"chunk_max_tokens": 100}), embedder=embedder)
     with pytest.raises(IndexMismatch, match="BAAI/bge-m3"):
         Store.open(settings.model_copy(update={"embed_model": "BAAI/bge-m3"}))
+
+
+def test_store_answers_through_its_own_methods(tmp_path, embedder):
+    """Issue 10: callers ask the store (stats, nearest chunks) instead of reaching into its collections."""
+    empty = Store.open(Settings(data_dir=tmp_path / "empty"), create=True)
+    assert empty.nearest_chunks(embedder.embed_query("النفط"), 5) == []
+    assert (empty.stats().articles, empty.stats().chunks, empty.stats().generation) == (0, 0, 0)
+
+    settings = Settings(data_dir=tmp_path / "data")
+    report = ingest([write_corpus(tmp_path / "in")], settings, embedder=embedder)
+    stats = Store.open(settings).stats()
+    assert (stats.articles, stats.distinct_texts, stats.chunks) == (6, 4, report.chunks_total)
+    assert stats.sentences >= stats.chunks and stats.generation > 0
+    assert stats.as_dict()["embed_fingerprint"] == embedder.fingerprint
+    nearest = Store.open(settings).nearest_chunks(embedder.embed_query("أسعار النفط الخام"), 2)
+    assert len(nearest) == 2 and nearest[0][1] >= nearest[1][1]
+    text, _ = Store.open(settings).get_chunks([nearest[0][0]])[nearest[0][0]]
+    assert "النفط" in text
 
 
 def test_open_assistant_sees_an_article_reingested_with_as_many_chunks(tmp_path, embedder):
@@ -183,7 +202,7 @@ def test_second_writer_is_refused(tmp_path, embedder):
 
 
 def test_stats_json(tmp_path, embedder, capsys):
-    from assistant.cli import main
+    from assistant.app.cli import main
 
     corpus = write_corpus(tmp_path / "in")
     settings = Settings(data_dir=tmp_path / "data")
@@ -208,7 +227,7 @@ def _day_sample(folder: Path, n: int) -> Path:
 
 
 def _ingest_command(corpus: Path, data_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "assistant.cli", "ingest", str(corpus), "--data-dir", str(data_dir), "--json"]
+    return [sys.executable, "-m", "assistant.app.cli", "ingest", str(corpus), "--data-dir", str(data_dir), "--json"]
 
 
 def _kill_once_grown_to(process: subprocess.Popen, store_file: Path, size: int) -> bool:

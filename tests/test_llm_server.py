@@ -22,15 +22,9 @@ import openai
 import psutil
 import pytest
 
-from assistant.llm_server import (
-    LLMServerError,
-    RunningServer,
-    assemble_qwen_gguf,
-    concatenate_wheel_chunks,
-    main,
-    start_server,
-    verify_sha256,
-)
+from assistant.app.cli import main
+from assistant.app.llm import LLMServerError, RunningServer, assemble_qwen_gguf, start_server
+from assistant.app.llm.gguf import concatenate_wheel_chunks, verify_sha256
 
 ARABIC_LETTER = re.compile(r"[\u0621-\u064A]")
 
@@ -113,7 +107,7 @@ def test_server_exits_when_the_process_that_started_it_dies(server: RunningServe
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from assistant.llm_server import start_server\n"
+            "from assistant.app.llm import start_server\n"
             f"server = start_server({str(server.model_path)!r})\n"
             "print(server.process.pid, server.log_path, flush=True)\n"
             "time.sleep(120)\n",
@@ -162,9 +156,9 @@ def test_start_server_refuses_a_file_that_is_not_gguf(tmp_path: Path) -> None:
 
 
 def test_serve_command_exits_1_with_one_line_for_a_missing_model(tmp_path: Path, capsys) -> None:
-    assert main(["serve", "--model", str(tmp_path / "missing.gguf"), "--port", "0"]) == 1
+    assert main(["llm", "serve", "--model", str(tmp_path / "missing.gguf"), "--port", "0"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: cannot read model file") and "missing.gguf" in err
+    assert err.startswith("isnad: error: cannot read model file") and "missing.gguf" in err
 
 
 def test_verify_sha256_detects_a_tampered_copy(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def _write_articles(folder: Path, articles: list[dict], name: str = "articles.js
 
 
 def _ingest_cli(corpus: Path, *location: str) -> list[str]:
-    return [sys.executable, "-m", "assistant.cli", "ingest", str(corpus), *location, "--json"]
+    return [sys.executable, "-m", "assistant.app.cli", "ingest", str(corpus), *location, "--json"]
 
 
 def _lines(text: str) -> list[str]:
@@ -207,7 +207,7 @@ def test_chroma_server_takes_two_ingest_processes_and_a_reader_at_once(tmp_path,
             while not stop.is_set():
                 started = time.time()
                 try:
-                    seen = assistant.store.chunks.count()
+                    seen = assistant.store.count()[1]
                     assistant.ask(questions[len(asks) % len(questions)])
                     asks.append({"at": started, "seconds": time.time() - started, "chunks": seen})
                 except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
@@ -775,7 +775,7 @@ def test_api_keys_never_appear_in_output_reports_page_or_logs(small_index, echoi
     reaches the answer's notice, the CLI output and the eval report."""
     from gradio_client import Client
 
-    from assistant.cli import main
+    from assistant.app.cli import main
 
     url, keys_received = echoing_endpoint
     for name, value in SECRETS.items():
@@ -864,7 +864,7 @@ BAD_QUESTIONS = {
 
 @pytest.mark.parametrize("name", list(BAD_QUESTIONS))
 def test_cli_answers_a_bad_question_or_says_one_clear_line(name, small_index, capsys):
-    from assistant.cli import main
+    from assistant.app.cli import main
 
     try:
         code = main(["ask", BAD_QUESTIONS[name], "--data-dir", str(small_index.data_dir)])
@@ -886,7 +886,7 @@ def test_cli_reads_a_question_from_standard_input_in_utf8_or_windows_1256(encodi
                                                                           monkeypatch):
     import io
 
-    from assistant.cli import main
+    from assistant.app.cli import main
 
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(SECURITY_AR.encode(encoding))))
     assert main(["ask", "-", "--json", "--data-dir", str(small_index.data_dir)]) == 0

