@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -121,9 +122,12 @@ class Assistant:
         mode = mode or self.settings.mode
         language = detect_language(question)
         timings: dict[str, float] = {}
-        notice = ""
+        # Every notice is kept, in the order it arose (a filter that matched nothing does not hide an LLM
+        # that failed): the cut question first, since it changes what every other line is about.
+        notices = [_CUT[language].format(kept=MAX_QUESTION_CHARS, had=cut)] if cut else []
         if mode == "llm" and not self.settings.llm_configured:
-            mode, notice = "extractive", "No LLM endpoint is configured; showing the extractive answer."
+            mode = "extractive"
+            notices.append("No LLM endpoint is configured; showing the extractive answer.")
         if not user_questions(history) and (chat := smalltalk.reply(question, language)) is not None:
             # A greeting or a request no article answers: say what Isnad answers, never quote a passage.
             yield chat
@@ -162,17 +166,18 @@ class Assistant:
                 if declined:
                     answer = Answer(NO_ANSWER[language], False, language, "llm")
                 elif citations and readings is not None and not self._supported(citations, hits, readings, language):
-                    notice = ("The reader found no cited passage that answers the question; showing the "
-                              "extractive answer.")
+                    notices.append("The reader found no cited passage that answers the question; showing the "
+                                   "extractive answer.")
                 elif citations:
                     answer = Answer(text, True, language, "llm", citations)
                 else:
-                    notice = "The LLM answer made no claim citing a given passage; showing the extractive answer."
+                    notices.append("The LLM answer made no claim citing a given passage; showing the extractive "
+                                   "answer.")
                 if withheld and answer is not None:
-                    notice = (f"{withheld} passage sentence(s) that read like instructions to the model "
-                              "were withheld from it.")
+                    notices.append(f"{withheld} passage sentence(s) that read like instructions to the model "
+                                   "were withheld from it.")
             except LLMError as exc:
-                notice = f"LLM unavailable ({exc}); showing the extractive answer."
+                notices.append(f"LLM unavailable ({exc}); showing the extractive answer.")
             timings["generate"] = time.perf_counter() - clock
 
         if answer is None:
@@ -197,17 +202,15 @@ class Assistant:
             timings["select"] = time.perf_counter() - clock
             yield answer.text
 
-        answer.question = question
-        answer.standalone_question = standalone
         filters = Filters.coerce(filters)
         if filters and not hits:
-            notice = _NO_MATCH[language].format(filters=filters.describe(language))
-        if cut:
-            notice = " ".join(filter(None, [_CUT[language].format(kept=MAX_QUESTION_CHARS, had=cut), notice]))
-        answer.notice = notice
+            notices.append(_NO_MATCH[language].format(filters=filters.describe(language)))
         timings["total"] = time.perf_counter() - started
-        answer.timings = {name: round(value, 4) for name, value in timings.items()}
-        yield answer
+        # The answerers say what the articles say; what this turn was about is added once, here.
+        yield dataclasses.replace(
+            answer, question=question, standalone_question=standalone, notice=" ".join(notices),
+            timings={name: round(value, 4) for name, value in timings.items()},
+        )
 
     def _supported(self, citations, hits: list[Hit], readings: list[PassageReading], language: str) -> bool:
         """Some cited passage holds a sentence the reader scores as answering (an LLM claim on a passage

@@ -127,3 +127,13 @@ def test_a_cut_question_and_an_emptying_filter_say_so(sample_assistant):
     answer = sample_assistant.ask(CANONICAL_AR, filters=filters)
     assert "لا توجد مقالات تطابق عوامل التصفية المفعّلة (الصحف no-such-paper؛ من 2015-08-01)" in answer.notice
     assert sample_assistant.ask(CANONICAL_EN).notice == ""
+
+
+def test_notices_are_collected_not_overwritten(sample_assistant):
+    """A cut question asked in LLM mode with no endpoint, under a filter that matches nothing: all three
+    are said, the cut first (one notice used to replace another)."""
+    filters = {"sources": ["no-such-paper"]}
+    answer = sample_assistant.ask("chief of staff " * 200, filters=filters, mode="llm")
+    cut, no_llm, no_match = (answer.notice.find(part) for part in (
+        "The question was cut", "No LLM endpoint is configured", "No article matches the active filters"))
+    assert 0 == cut < no_llm < no_match, answer.notice
