@@ -61,6 +61,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def serve_ui(settings):
+    """The web UI as `isnad ui` serves it, on a free loopback port: (the running app, its URL)."""
+    from assistant.app.ui import serve
+
+    port = free_port()
+    demo = serve(settings, port=port, concurrency=4, block=False)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
 def is_local(url: str) -> bool:
     """True for requests that stay on this machine (loopback, or data:/blob: urls made by the page)."""
     parts = urlsplit(url)

@@ -11,9 +11,7 @@ from assistant import Assistant, IsnadError
 from assistant.errors import IndexNotFound
 from assistant.store import Store
 
-CANONICAL_EN = "What did the chief of staff order about unregistered vehicles?"
-CANONICAL_AR = "ماذا أمر رئيس الأركان بشأن السيارات غير المسجلة؟"
-SEED = "benghazi-security-meeting.txt"
+from .corpora import CANONICAL_AR, CANONICAL_EN, SEED
 
 
 def test_public_api_is_small():

@@ -14,11 +14,10 @@ from assistant.conversation import (
     topic_terms,
 )
 
-CANONICAL_EN = "What did the chief of staff order about unregistered vehicles?"
-CANONICAL_AR = "ماذا أمر رئيس الأركان بشأن السيارات غير المسجلة؟"
+from .corpora import CANONICAL_AR, CANONICAL_EN, SEED
+
 MINISTER_AR = "وماذا طلب وزير الداخلية؟"
 MINISTER_EN = "And what did the interior minister ask for?"
-SEED = "benghazi-security-meeting.txt"
 # The sentence that answers what the interior minister asked for, and the one that answers the canonical question.
 MINISTER_SENTENCE = "وزير الداخلية طلب"
 VEHICLE_SENTENCE = "حملات مرورية تستهدف السيارات غير المسجلة"

@@ -6,7 +6,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,47 +20,10 @@ from assistant.store import Store
 from ingest import ingest
 from ingest.index import repair
 
+from .browser import free_port
+from .chroma_server import start_chroma
 from .conftest import REPO, SHARED_DATA
-
-STORIES = {
-    "security.txt": "اجتماع أمني في بنغازي\nاجتمع رئيس الأركان ووزير الداخلية بمسؤولي الأجهزة الأمنية في بنغازي. "
-    "وأمر رئيس الأركان بحملات مرورية تستهدف السيارات غير المسجلة. وطلب الوزير عرض الصعوبات التي تواجه الأجهزة.",
-    "economy.txt": "أسعار النفط\nارتفعت أسعار النفط الخام اليوم بنسبة ٣ في المئة بعد تراجع المخزونات الأمريكية. "
-    "وقال محللون إن الطلب الآسيوي ما زال قويا رغم تباطؤ النمو.",
-    "sport.txt": "الهلال يفوز\nفاز نادي الهلال على النصر بهدفين مقابل هدف في مباراة الديربي مساء أمس في الرياض. "
-    "وسجل الهدفين اللاعب سالم الدوسري في الشوط الثاني.",
-}
-AGENCY = (
-    "أعلنت وزارة الصحة تسجيل ١٢ إصابة جديدة بفيروس كورونا في الرياض وجدة خلال الأسبوع الماضي، "
-    "وأكدت الوزارة أن جميع الحالات تتلقى العلاج في المستشفيات وأن الوضع الصحي مستقر. "
-    "ودعت الوزارة المواطنين إلى الالتزام بالإرشادات الوقائية وغسل اليدين باستمرار وتجنب الأماكن المزدحمة."
-)
-
-
-def write_corpus(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in STORIES.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    copies = [
-        {"url": "http://okaz/1", "source": "okaz", "date": "2015-08-01", "title": "كورونا", "content": AGENCY},
-        # The same agency text in another paper: an exact copy and a near copy with a different ending.
-        {"url": "http://sabq/9", "source": "sabq", "date": "2015-08-01", "title": "كورونا", "content": AGENCY},
-        {"url": "http://alyaum/5", "source": "alyaum", "date": "2015-08-02", "title": "الصحة: ١٢ إصابة",
-         "content": AGENCY.replace("باستمرار", "باستمرار.") + " (واس)"},
-    ]
-    (folder / "agency.json").write_text(json.dumps(copies, ensure_ascii=False), encoding="utf-8")
-    return folder
-
-
-def consistent(settings: Settings) -> tuple[list[str], int]:
-    """(sorted article ids, chunk count), after checking there are no orphans and no duplicates."""
-    store = Store.open(settings)
-    records = list(store.iter_records())
-    ids = [c.id for r in records for c in r.copies]
-    assert len(ids) == len(set(ids)), "an article is present twice"
-    chunks = store.count()[1]
-    assert chunks == sum(r.n_chunks for r in records), "orphan or missing chunks"
-    return sorted(ids), chunks
+from .corpora import STORIES, consistent, write_corpus
 
 
 def test_ingest_is_incremental_and_keeps_every_copy(tmp_path, embedder):
@@ -277,29 +239,9 @@ def test_kill_9_at_random_points_then_rerun_gives_the_same_index(tmp_path, embed
     assert repair(Store.open(settings)) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_chroma(path: Path, port: int) -> subprocess.Popen:
-    chroma = Path(sys.executable).parent / "chroma"
-    process = subprocess.Popen([str(chroma), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("chroma run did not start")
-
-
 @pytest.fixture
 def chroma_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     process = start_chroma(tmp_path / "server", port)
     yield f"http://127.0.0.1:{port}", process
     process.kill()
@@ -328,7 +270,7 @@ def test_chroma_server_killed_mid_ingest_gives_a_clear_error_then_a_clean_resume
     corpus = write_corpus(tmp_path / "in")
     reference = Settings(data_dir=tmp_path / "reference")
     ingest([corpus], reference, embedder=embedder)
-    port = _free_port()
+    port = free_port()
     server = start_chroma(tmp_path / "server", port)
     settings = Settings(data_dir=tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}", ingest_batch_chunks=1)
 

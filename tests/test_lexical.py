@@ -9,7 +9,7 @@ from assistant.settings import Settings
 from assistant.store import Store
 from ingest import ingest
 
-from .test_ingest import STORIES, write_corpus
+from .corpora import STORIES, write_corpus
 
 DERBY = ["الهلال", "الديربي"]
 

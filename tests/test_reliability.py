@@ -33,9 +33,11 @@ from assistant.store import Store
 from ingest import SAMPLE_DIR, ingest
 from ingest.index import repair
 
+from .browser import free_port, serve_ui
+from .chroma_server import start_chroma
 from .conftest import REPO
-from .test_ingest import AGENCY, _free_port, consistent, start_chroma, write_corpus
-from .test_ui import _serve as _serve_ui
+from .corpora import AGENCY, consistent, write_corpus
+from .endpoints import completion_sse, serve_endpoint
 
 SAMPLE_JSON = SAMPLE_DIR / "saudinewsnet-sample.json"
 SECURITY_AR = "ماذا أمر رئيس الأركان بشأن السيارات غير المسجلة؟"
@@ -176,7 +178,7 @@ def test_chroma_server_takes_two_ingest_processes_and_a_reader_at_once(tmp_path,
     Without the server (the same processes on one embedded store) the second ingest is refused."""
     from assistant import Assistant
 
-    port = _free_port()
+    port = free_port()
     server = start_chroma(tmp_path / "server", port)
     url = f"http://127.0.0.1:{port}"
     settings = Settings(data_dir=tmp_path / "data", chroma_url=url)
@@ -252,7 +254,7 @@ def test_chroma_server_two_ingests_printing_the_same_agency_text_keep_both_copie
 
     The two runs are made to start together (both have read the stored records before either writes):
     the outcome is the same every time, not a matter of luck."""
-    port = _free_port()
+    port = free_port()
     server = start_chroma(tmp_path / "server", port)
     settings = Settings(data_dir=tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}")
     try:
@@ -302,7 +304,7 @@ def test_chroma_server_an_ingest_starting_while_another_writes_keeps_its_chunks(
 
     The window is made certain, not left to luck: the first writer pauses before writing its first record
     until the second has finished its repair (a pause only; every write is the real one)."""
-    port = _free_port()
+    port = free_port()
     server = start_chroma(tmp_path / "server", port)
     settings = Settings(data_dir=tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}")
     try:
@@ -366,7 +368,7 @@ def test_chroma_server_ingests_queue_behind_a_live_writer_lease_and_take_over_a_
     monkeypatch.setattr(locking, "LEASE_SECONDS", 3.0)
     monkeypatch.setattr(locking, "LEASE_REFRESH_SECONDS", 0.5)
     monkeypatch.setattr(locking, "LEASE_WAIT_SECONDS", 20.0)  # a broken takeover fails, not hangs
-    port = _free_port()
+    port = free_port()
     server = start_chroma(tmp_path / "server", port)
     settings = Settings(data_dir=tmp_path / "data", chroma_url=f"http://127.0.0.1:{port}")
     lease = connect(settings).get_or_create_collection(settings.collection + "-writer", embedding_function=None)
@@ -484,7 +486,7 @@ def test_ui_answers_chats_while_its_ingest_panel_indexes(index_copy, tmp_path):
 
     settings = index_copy.model_copy(update={"ingest_batch_chunks": 8})
     upload = _write_articles(tmp_path / "upload", _sample_articles(3, 27), "news.json") / "news.json"
-    demo, url = _serve_ui(settings)
+    demo, url = serve_ui(settings)
     try:
         client = Client(url, verbose=False)
         questions = [SECURITY_AR, SECURITY_EN, "كم ارتفعت أسعار النفط؟", "Who scored for Al-Hilal?"]
@@ -618,9 +620,8 @@ def test_an_llm_reply_of_bare_citation_markers_is_not_an_answer(small_index):
     not a reply whose whole text is "[1]"."""
     from assistant import Assistant
 
-    from .test_generative import _completion_sse, _serve
 
-    server, url = _serve(200, _completion_sse("[1]"), "text/event-stream")
+    server, url = serve_endpoint(200, completion_sse("[1]"), "text/event-stream")
     try:
         answer = Assistant(small_index, llm_base_url=url, mode="llm").ask(SECURITY_EN)
     finally:
@@ -695,7 +696,7 @@ def test_an_upload_larger_than_ingest_takes_is_refused_at_the_door(small_index, 
     import ingest.load
 
     monkeypatch.setattr(ingest.load, "MAX_FILE_BYTES", 1024 * 1024)
-    demo, url = _serve_ui(small_index)
+    demo, url = serve_ui(small_index)
     try:
         big = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"x" * (2 * 1024 * 1024))}, timeout=60)
         small = httpx.post(url + "gradio_api/upload", files={"files": ("small.txt", "خبر قصير".encode())}, timeout=60)
@@ -808,7 +809,7 @@ def test_api_keys_never_appear_in_output_reports_page_or_logs(small_index, echoi
 
     import httpx
 
-    demo, ui = _serve_ui(Settings.load(data_dir=small_index.data_dir))
+    demo, ui = serve_ui(Settings.load(data_dir=small_index.data_dir))
     try:
         places["UI page"] = httpx.get(ui, timeout=30).text
         places["UI config"] = httpx.get(ui + "config", timeout=30).text
@@ -896,7 +897,7 @@ def test_cli_reads_a_question_from_standard_input_in_utf8_or_windows_1256(encodi
 
 @pytest.fixture(scope="module")
 def small_ui(small_index):
-    demo, url = _serve_ui(small_index)
+    demo, url = serve_ui(small_index)
     yield url
     demo.close()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import free_port, is_local, launch_chromium, require_chromium
+from tests.browser import free_port, is_local, launch_chromium, require_chromium, serve_ui
 
 pytestmark = pytest.mark.slow
 
@@ -59,17 +59,9 @@ def ui_settings(sample_settings, tmp_path_factory):
     return sample_settings.model_copy(update={"data_dir": data_dir})
 
 
-def _serve(settings):
-    from assistant.app.ui import serve
-
-    port = free_port()
-    demo = serve(settings, port=port, concurrency=4, block=False)
-    return demo, f"http://127.0.0.1:{port}/"
-
-
 @pytest.fixture(scope="module")
 def app_url(ui_settings):
-    demo, url = _serve(ui_settings)
+    demo, url = serve_ui(ui_settings)
     yield url
     demo.close()
 
@@ -523,7 +515,7 @@ def test_empty_index_says_how_to_start_and_first_upload_creates_it(browser, tmp_
     from assistant.settings import Settings
 
     settings = Settings.load(data_dir=tmp_path / "empty-data")
-    demo, url = _serve(settings)
+    demo, url = serve_ui(settings)
     try:
         with open_page(browser, url) as page:
             expected = "No articles yet: upload files in the Ingest tab or run isnad ingest --sample."
@@ -559,7 +551,7 @@ def test_unreachable_llm_falls_back_with_a_notice(browser, ui_settings):
     settings = ui_settings.model_copy(
         update={"llm_base_url": f"http://127.0.0.1:{free_port()}/v1", "llm_model": "none", "llm_timeout": 5.0}
     )
-    demo, url = _serve(settings)
+    demo, url = serve_ui(settings)
     try:
         with open_page(browser, url) as page:
             page.get_by_text("Options").click()
@@ -580,7 +572,7 @@ def test_two_chats_are_answered_in_parallel(ui_settings, hanging_endpoint):
 
     timeout = 2.0
     settings = ui_settings.model_copy(update={"llm_base_url": hanging_endpoint, "llm_timeout": timeout})
-    demo, url = _serve(settings)
+    demo, url = serve_ui(settings)
     try:
         questions = [QA["ar-011"]["question"], QA["ar-013"]["question"]]
         clients = [Client(url, verbose=False) for _ in questions]
