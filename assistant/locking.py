@@ -49,24 +49,34 @@ def writer_lock(settings: Settings, waiting: Callable[[str], None] | None = None
         return
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     path = Path(settings.data_dir) / "ingest.lock"
-    with open(path, "a+") as handle:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            handle = held.enter_context(file_lock(path, wait=False))
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = path.read_text(encoding="utf-8").strip() or "another process"
             raise IndexLocked(
                 f"another ingest ({holder}) is writing to {settings.data_dir}: wait for it to "
                 "finish, or run a Chroma server (`chroma run`) for concurrent writers"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
+        handle.truncate(0)  # a holder that was killed left its pid behind
+        handle.write(f"pid {os.getpid()}")  # who holds it, for the message a second ingest gets
         handle.flush()
         try:
             yield
         finally:
             handle.truncate(0)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[Any]:
+    """An exclusive flock on `path` (created empty if missing), held while the body runs; yields the open
+    file. With `wait=False`, BlockingIOError at once when another process holds it. The kernel releases it
+    when the holder dies, so it never goes stale."""
+    with open(path, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        try:
+            yield handle
+        finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import IndexLocked, IndexMismatch, StoreError
-from assistant.locking import writer_lock
+from assistant.locking import file_lock, writer_lock
 from assistant.settings import Settings
 from assistant.store import Store
 from ingest import ingest
@@ -161,6 +161,24 @@ def test_second_writer_is_refused(tmp_path, embedder):
         with pytest.raises(IndexLocked, match="another ingest"):
             ingest([corpus], settings, embedder=embedder)
     assert ingest([corpus], settings, embedder=embedder).articles_unchanged == 6  # lock released
+
+
+def test_the_writer_lock_names_its_holder_even_after_a_killed_one(tmp_path):
+    """One flock helper for every lock (the ingest's, the GGUF assembly's): it refuses at once when asked
+    not to wait, and the writer lock replaces the pid a killed holder left in the file."""
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "ingest.lock").write_text("pid 999999 left behind", encoding="utf-8")
+    with writer_lock(settings):
+        assert (settings.data_dir / "ingest.lock").read_text(encoding="utf-8") == f"pid {os.getpid()}"
+        with pytest.raises(IndexLocked, match=f"another ingest \\(pid {os.getpid()}\\)"):
+            with writer_lock(settings):
+                pass
+    with file_lock(tmp_path / "x.lock"):
+        with pytest.raises(BlockingIOError):
+            with file_lock(tmp_path / "x.lock", wait=False):
+                pass
+    assert (settings.data_dir / "ingest.lock").read_text(encoding="utf-8") == ""  # released, and says so
 
 
 def test_stats_json(tmp_path, embedder, capsys):

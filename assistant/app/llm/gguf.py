@@ -8,8 +8,6 @@ before it is renamed into place.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import IsnadError
+from ...locking import file_lock
 
 GGUF_MAGIC = b"GGUF"
 
@@ -135,7 +134,7 @@ def assemble_qwen_gguf(cache_dir: Path, size: str = "1.5b", progress: Callable[[
     cache_dir.mkdir(parents=True, exist_ok=True)
     dest = cache_dir / spec.filename
     # One assembler per file: a second process waits here and then finds the file done.
-    with _file_lock(cache_dir / f"{spec.filename}.lock"):
+    with file_lock(cache_dir / f"{spec.filename}.lock"):
         if _cached_and_valid(dest, spec, progress):
             return dest
         _check_free_space(cache_dir, spec)
@@ -260,14 +259,6 @@ def _check_free_space(cache_dir: Path, spec: ChunkedGGUF) -> None:
         )
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 def check_gguf_file(path: Path) -> None:
     """Raise LLMServerError unless `path` is a readable file that starts with the GGUF magic."""
