@@ -25,7 +25,8 @@ from .dataset import DEFAULT_QA, HELDOUT_QA, QAItem, load_qa
 from .gate import DEFAULT_THRESHOLDS, check_thresholds, load_thresholds
 from .metrics import citation_correct, compute_metrics, percentile
 from .report import previous_run, summary_table, write_reports
-from .run import EvalResult, ItemResult, build_sample_index, check_index_holds, run_eval
+from .results import EvalResult, ItemResult
+from .run import build_sample_index, check_index_holds, run_eval
 from .xquad import build_xquad_index, load_xquad, run_xquad, xquad_table
 
 __all__ = [

@@ -11,7 +11,7 @@ from assistant.text import fold, words
 from assistant.types import CITATION_MARKER
 
 if TYPE_CHECKING:
-    from .run import ItemResult
+    from .results import ItemResult
 
 RETRIEVE_K = 10  # hits each question retrieves; retrieval ranks look at these
 HIT_AT = (1, 3, 5, 10)

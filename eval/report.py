@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .metrics import RETRIEVE_K
 
 if TYPE_CHECKING:
-    from .run import EvalResult, ItemResult
+    from .results import EvalResult, ItemResult
 
 SUMMARY_METRICS = (
     ("hit_at_1", "hit@1"),
