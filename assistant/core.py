@@ -162,7 +162,9 @@ class Assistant:
                 for piece in stream_completion(self.settings, messages):
                     raw.append(piece)
                     yield piece
-                text, citations, declined = parse_answer("".join(raw), hits, self.embedder)
+                # The reader fetched the head's sentence vectors; without it, one lookup beats re-embedding.
+                sentence_vectors = stored or self.store.sentence_vectors([hit.chunk_id for hit in hits])
+                text, citations, declined = parse_answer("".join(raw), hits, self.embedder, sentence_vectors)
                 if declined:
                     answer = Answer(NO_ANSWER[language], False, language, "llm")
                 elif citations and readings is not None and not self._supported(citations, hits, readings, language):

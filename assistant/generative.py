@@ -154,9 +154,12 @@ def describe_failure(exc: Exception, settings: Settings) -> str:
     return f"the LLM endpoint {endpoint} failed ({name})"
 
 
-def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Citation], bool]:
+def parse_answer(
+    raw: str, hits: Sequence[Hit], embedder, stored: dict | None = None
+) -> tuple[str, list[Citation], bool]:
     """(text with citations renumbered, citations, declined). Unknown [n] are removed from the text; no
-    citations come back when no claim cites a given passage."""
+    citations come back when no claim cites a given passage. `stored` holds the hits' sentence vectors
+    from the index (Store.sentence_vectors), so only the claims are embedded, not the passages again."""
     text = canonical_citations(raw.strip())
     if not text or CANNOT_ANSWER in text:
         return "", [], True
@@ -177,7 +180,7 @@ def parse_answer(raw: str, hits: Sequence[Hit], embedder) -> tuple[str, list[Cit
     for given, n in order.items():
         hit = hits[given - 1]
         claim = _claim_citing(renumbered, n)
-        best = score_sentences(claim, embedder.embed_query(claim), [hit], embedder)
+        best = score_sentences(claim, embedder.embed_query(claim), [hit], embedder, stored)
         start, end, score = (best[0].start, best[0].end, best[0].score) if best else (hit.start, hit.end, 0.0)
         citations.append(citation_for(n, hit, start, end, score))
     return renumbered, citations, False

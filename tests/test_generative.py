@@ -51,6 +51,33 @@ def test_parse_answer_drops_citations_to_passages_not_given(embedder):
     assert parse_answer("CANNOT_ANSWER", hits, embedder)[2] is True
 
 
+def test_parse_answer_uses_the_stored_sentence_vectors(embedder):
+    """With the index's sentence vectors only the claim is embedded (LLM mode used to embed every sentence
+    of every cited passage again); the quote chosen is the same either way."""
+    text = "أمر رئيس الأركان بحملات مرورية. وطلب الوزير عرض الصعوبات."
+    hits = [Hit("k0:0", "a0", "t", text, 0, len(text), 0.5)]
+    spans = [(0, 31), (32, len(text))]
+    stored = {"k0:0": [(s, e, v) for (s, e), v in zip(spans, embedder.embed_passages([text[s:e] for s, e in spans]),
+                                                       strict=True)]}
+
+    class Counting:  # the real embedder, counting the passages it is asked to embed
+        passages = 0
+
+        def embed_query(self, query):
+            return embedder.embed_query(query)
+
+        def embed_passages(self, texts):
+            Counting.passages += len(texts)
+            return embedder.embed_passages(texts)
+
+    reply = "The minister asked for the difficulties to be presented [1]."
+    _, fresh, _ = parse_answer(reply, hits, Counting())
+    assert Counting.passages == 2
+    _, reused, _ = parse_answer(reply, hits, Counting(), stored)
+    assert Counting.passages == 2  # nothing more embedded
+    assert [c.quote for c in reused] == [c.quote for c in fresh] == ["وطلب الوزير عرض الصعوبات."]
+
+
 @pytest.mark.parametrize("reply,expected", [
     # What Qwen2.5-1.5B wrote over the sample: it copies the passage tag's n="1".
     ("أمر بحملات مرورية تستهدف السيارات غير المسجلة. [n=1]", "أمر بحملات مرورية تستهدف السيارات غير المسجلة. [1]"),
