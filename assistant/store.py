@@ -309,10 +309,11 @@ class Store:
     def stats(self) -> StoreStats:
         """Counts (reading every article record's metadata for the copies), generation and build information."""
         settings = self.settings
+        distinct_texts, chunks = self.count()
         return StoreStats(
             articles=sum(len(record.copies) for record in self.iter_records()),
-            distinct_texts=self._articles.count(),
-            chunks=self._chunks.count(),
+            distinct_texts=distinct_texts,
+            chunks=chunks,
             sentences=self._sentences.count(),
             generation=self.generation(),
             location=str(settings.chroma_url or settings.data_dir),

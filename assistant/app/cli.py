@@ -286,15 +286,13 @@ def eval_command(settings: Settings, qa: Path | None, mode: str, out: Path | Non
     _require("matplotlib", "eval", "the eval's charts")
     import isnad_eval as suite
 
-    from ..core import Assistant
-
     qa = qa or suite.DEFAULT_QA
     out = out or Path(settings.data_dir) / "eval-runs" / mode
-    items = suite.load_qa(qa)[:limit] if limit else suite.load_qa(qa)
+    items = suite.load_qa(qa)[:limit]  # limit None: all
     gate = suite.load_thresholds(thresholds or suite.DEFAULT_THRESHOLDS, mode)
     if sample:
         suite.build_sample_index(settings)
-    assistant = Assistant(settings)
+    assistant = _assistant(settings)
     suite.check_index_holds(assistant, items)
     judge = settings.llm_configured if judge is None else judge
     if judge and not settings.llm_configured:
@@ -331,8 +329,6 @@ def eval_xquad(settings: Settings, xquad_dir: Path, limit: int | None, no_dense:
     import isnad_eval as suite
     from isnad_eval.xquad import sample_questions
 
-    from ..core import Assistant
-
     # A separate index: never mix XQuAD paragraphs into the news index.
     given = click.get_current_context().params
     if given.get("data_dir") is None:
@@ -340,7 +336,7 @@ def eval_xquad(settings: Settings, xquad_dir: Path, limit: int | None, no_dense:
     if given.get("collection") is None:
         settings = settings.updated(collection="xquad")
     questions = sample_questions(suite.build_xquad_index(settings, xquad_dir), limit)
-    assistant = Assistant(settings)
+    assistant = _assistant(settings)
     print(f"retrieving for {len(questions)} questions ...", flush=True)
     table = suite.run_xquad(assistant, questions, dense_baseline=not no_dense, progress=_every(320))
     print()
