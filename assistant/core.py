@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from . import smalltalk
+from .answerers import ExtractiveAnswerer, LLMAnswerer, Reading, read_hits
 from .conversation import condense_heuristically, follow_up_in_context, looks_like_follow_up, user_questions
 from .embedder import load_embedder
 from .errors import EmbedderError, IndexMismatch, IsnadError, LLMError
-from .extractive import NO_ANSWER, answer_extractively, answer_from_readings, score_sentences
-from .generative import condense_with_llm, messages_for, parse_answer, stream_completion
-from .reader import PassageReading, load_reader
+from .generative import condense_with_llm
+from .query import Query
+from .reader import load_reader
 from .retrieval import Filters, Retriever
 from .settings import Settings
 from .store import Store, describe_location, server_errors
@@ -22,8 +23,6 @@ from .text import detect_language, strip_invisible
 from .types import Answer, Hit
 
 MAX_QUESTION_CHARS = 2000
-# Passages the reader reads per question (it costs ~25 ms each on 2 cores); the rest keep their rank.
-READ_PASSAGES = 6
 
 Mode = Literal["extractive", "llm"]
 
@@ -54,7 +53,12 @@ class Assistant:
                 f"the index in {describe_location(self.settings)} was built by embedder {built_with}, "
                 f"but the loaded one is {self.embedder.fingerprint}: re-ingest into a new data directory"
             )
+        self._open_answerers()
+
+    def _open_answerers(self) -> None:
         self.retriever = Retriever(self.store, self.embedder)
+        self._extractive = ExtractiveAnswerer(self.embedder, self.reader, self.store)
+        self._llm = LLMAnswerer(self.settings, self.embedder, self.reader, self.store, self._extractive)
 
     def _load_models(self):
         embedder = load_embedder(self.settings.embed_model, self.settings.cache_dir)
@@ -68,29 +72,18 @@ class Assistant:
     def refresh(self) -> None:
         """See articles another process (or the UI's ingest panel) added since this was opened."""
         self.store = self.store.reopen()
-        self.retriever = Retriever(self.store, self.embedder)
+        self._open_answerers()
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | dict | None = None) -> list[Hit]:
+        """The passages `ask` would answer from, in the reader's order."""
         question = _check_question(question)
-        vector = self.embedder.embed_query(question)
+        query = Query.alone(question, self.embedder.embed_query(question))
         with server_errors(self.settings, "searching"):
-            hits = self.retriever.retrieve(question, k or self.settings.k, filters, query_vector=vector)
-        return self._read(question, vector, hits)[0]
+            hits = self.retriever.search(query, k or self.settings.k, filters)
+        return self._read(question, query.vector, hits).hits
 
-    def _read(self, question: str, query_vector, hits: list[Hit]):
-        """(hits, readings, stored): the hits reranked by the reader (its top READ_PASSAGES; the rest follow
-        in retrieval order), its readings of the reranked head, and the head's stored sentence vectors (see
-        Store.sentence_vectors); without a reader, the hits unchanged, None and {}."""
-        if self.reader is None or not hits:
-            return hits, None, {}
-        head = hits[:READ_PASSAGES]
-        stored = self.store.sentence_vectors([hit.chunk_id for hit in head])
-        readings = self.reader.read(question, query_vector, _reader_passages(head, stored))
-        scores = self.reader.rerank_scores(readings)
-        for reading, score in zip(readings, scores, strict=True):
-            reading.rerank = score
-        order = sorted(range(len(head)), key=lambda i: -scores[i])
-        return [head[i] for i in order] + hits[READ_PASSAGES:], [readings[i] for i in order], stored
+    def _read(self, question: str, query_vector, hits: list[Hit]) -> Reading:
+        return read_hits(self.reader, self.store, question, query_vector, hits)
 
     def ask(
         self,
@@ -136,73 +129,30 @@ class Assistant:
             return
 
         clock = time.perf_counter()
-        standalone = self._standalone(question, history, language, mode)
+        searched = self._standalone(question, history, language, mode)
         timings["condense"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        query_vector = self.embedder.embed_query(standalone)
+        context = follow_up_in_context(question, history) if searched != question else ""
+        query = Query.prepare(question, searched, language, self.embedder, context)
         timings["embed"] = time.perf_counter() - clock
         with server_errors(self.settings, "searching"):
-            hits = self.retriever.retrieve(
-                standalone, k or self.settings.k, filters, timings=timings, query_vector=query_vector
-            )
+            hits = self.retriever.search(query, k or self.settings.k, filters, timings)
         clock = time.perf_counter()
-        # Retrieval searched the follow-up with its context; the reader reads what was asked in this turn
-        # (the earlier question glued on would make it pick the earlier answer again).
-        read_vector = query_vector if standalone == question else self.embedder.embed_query(question)
-        hits, readings, stored = self._read(question, read_vector, hits)
-        if readings is not None:
+        reading = self._read(query.asked, query.read_vector, hits)
+        if reading.readings is not None:
             timings["read"] = time.perf_counter() - clock
 
+        llm = mode == "llm" and bool(hits)
+        clock = time.perf_counter()
         answer = None
-        if mode == "llm" and hits:
-            clock = time.perf_counter()
-            try:
-                raw = []
-                messages, withheld = messages_for(question, language, hits)
-                for piece in stream_completion(self.settings, messages):
-                    raw.append(piece)
-                    yield piece
-                # The reader fetched the head's sentence vectors; without it, one lookup beats re-embedding.
-                sentence_vectors = stored or self.store.sentence_vectors([hit.chunk_id for hit in hits])
-                text, citations, declined = parse_answer("".join(raw), hits, self.embedder, sentence_vectors)
-                if declined:
-                    answer = Answer(NO_ANSWER[language], False, language, "llm")
-                elif citations and readings is not None and not self._supported(citations, hits, readings, language):
-                    notices.append("The reader found no cited passage that answers the question; showing the "
-                                   "extractive answer.")
-                elif citations:
-                    answer = Answer(text, True, language, "llm", citations)
-                else:
-                    notices.append("The LLM answer made no claim citing a given passage; showing the extractive "
-                                   "answer.")
-                if withheld and answer is not None:
-                    notices.append(f"{withheld} passage sentence(s) that read like instructions to the model "
-                                   "were withheld from it.")
-            except LLMError as exc:
-                notices.append(f"LLM unavailable ({exc}); showing the extractive answer.")
-            timings["generate"] = time.perf_counter() - clock
-
-        if answer is None:
-            clock = time.perf_counter()
-            if readings is not None:
-                read = hits[: len(readings)]
-                prior = score_sentences(question, read_vector, read, self.embedder, stored)
-                support = None
-                if standalone != question:
-                    # Whether the articles answer is judged with the context the follow-up leans on, in
-                    # both forms: the topic terms it was searched with, and the earlier questions' whole
-                    # text (measured in eval/README: the terms alone declined answerable follow-ups).
-                    passages = _reader_passages(read, stored)
-                    whole = follow_up_in_context(question, history)
-                    forms = [(standalone, query_vector), (whole, self.embedder.embed_query(whole))]
-                    support = max(reading.best for form, vector in forms
-                                  for reading in self.reader.read(form, vector, passages))
-                answer = answer_from_readings(question, language, read, readings, self.reader, prior, support)
+        for item in (self._llm if llm else self._extractive).answer(query, reading):
+            if isinstance(item, Answer):
+                answer = item
             else:
-                stored = self.store.sentence_vectors([hit.chunk_id for hit in hits])
-                answer = answer_extractively(standalone, query_vector, hits, self.embedder, language, stored=stored)
-            timings["select"] = time.perf_counter() - clock
-            yield answer.text
+                yield item
+        timings["generate" if llm else "select"] = time.perf_counter() - clock
+        if answer.notice:
+            notices.append(answer.notice)
 
         filters = Filters.coerce(filters)
         if filters and not hits:
@@ -210,17 +160,9 @@ class Assistant:
         timings["total"] = time.perf_counter() - started
         # The answerers say what the articles say; what this turn was about is added once, here.
         yield dataclasses.replace(
-            answer, question=question, standalone_question=standalone, notice=" ".join(notices),
+            answer, question=question, standalone_question=searched, notice=" ".join(notices),
             timings={name: round(value, 4) for name, value in timings.items()},
         )
-
-    def _supported(self, citations, hits: list[Hit], readings: list[PassageReading], language: str) -> bool:
-        """Some cited passage holds a sentence the reader scores as answering (an LLM claim on a passage
-        that does not answer the question is the confident wrong answer we refuse to show)."""
-        best = {hit.chunk_id: reading.best for hit, reading in zip(hits, readings, strict=False)}
-        cited = [hit.chunk_id for hit in hits if any(
-            c.article_id == hit.article_id and hit.start <= c.start and c.end <= hit.end for c in citations)]
-        return any(best.get(chunk_id, float("-inf")) >= self.reader.threshold(language) for chunk_id in cited)
 
     def _standalone(self, question: str, history, language: str, mode: Mode) -> str:
         if not user_questions(history):
@@ -242,13 +184,6 @@ _CUT = {
     "en": "The question was cut to its first {kept:,} characters (it had {had:,}).",
     "ar": "اقتُصر على أول {kept:,} حرف من السؤال (كان طوله {had:,} حرفًا).",
 }
-
-
-def _reader_passages(hits: list[Hit], stored: dict) -> list:
-    """Each hit as Reader.read takes it: (text, its stored sentences' (start, end, vector) relative to the
-    text, or None when the index holds none)."""
-    return [(hit.text, [(s - hit.start, e - hit.start, v) for s, e, v in stored.get(hit.chunk_id, [])] or None)
-            for hit in hits]
 
 
 def _check_question(question: str) -> str:

@@ -22,8 +22,9 @@ import numpy as np
 
 from .embedder import Embedder
 from .lexical import LexicalIndex
+from .query import Query
 from .store import Store, date_int
-from .text import detect_language, search_terms, words
+from .text import words
 from .types import Hit
 
 RRF_K = 60
@@ -119,25 +120,27 @@ class Retriever:
         query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """The `k` best passages for `question`, near-duplicates collapsed, best first."""
-        filters = Filters.coerce(filters)
         timings = {} if timings is None else timings
         if query_vector is None:
             clock = time.perf_counter()
             query_vector = self.embedder.embed_query(question)
             timings["embed"] = time.perf_counter() - clock
-        vector = query_vector
+        return self.search(Query.alone(question, query_vector), k, filters, timings)
 
+    def search(
+        self, query: Query, k: int = 5, filters: Filters | dict | None = None, timings: dict[str, float] | None = None
+    ) -> list[Hit]:
+        """The `k` best passages for a prepared query (its `searched` text and vector)."""
+        filters = Filters.coerce(filters)
+        timings = {} if timings is None else timings
         clock = time.perf_counter()
         generation = self.store.generation()  # once per question: the lexical index and the article cache
-        dense = self._dense(vector, CANDIDATES, filters)
-        # Arabic questions only: for English ones BM25 over Arabic text adds noise (see module docstring),
-        # so an English question never opens the lexical index.
-        arabic = detect_language(question) == "ar"
+        dense = self._dense(query.vector, CANDIDATES, filters)
         sparse = []
-        if arabic:
+        if query.terms:  # Arabic only: an English question never opens the lexical index
             lexical = self.lexical(generation)
             keep = filters.mask(lexical.sources, lexical.dates) if filters else None
-            sparse = lexical.search(search_terms(question), CANDIDATES, keep)
+            sparse = lexical.search(list(query.terms), CANDIDATES, keep)
         timings["search"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
