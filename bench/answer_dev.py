@@ -10,9 +10,10 @@ The dev day is the one eval/train_reader.py picks its epoch and thresholds on; c
 own knobs here keeps eval/heldout.jsonl and the test day untouched. Prints per question language: answer
 correct (answerable), citation precision, unanswerable declined, answerable declined, hit@1.
 
-With --record FILE the reader's thresholds are set to -inf (everything is answered) and each question's
-best reader score is written with whether its answer was right, so thresholds can be chosen offline on
-one set and applied to another without asking again.
+With --record DIR the reader's thresholds are set to -inf (everything is answered) and each question's
+best reader score is written, with whether its answer was right, to DIR/<weights file stem>.jsonl, so
+thresholds can be chosen on one set and applied to another without asking again
+(bench/choose_threshold.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def main() -> None:
     parser.add_argument("--qa", type=Path, required=True, help="questions in the eval's format (news_questions.py)")
     parser.add_argument("--weights", type=Path, nargs="+", required=True, help="reader weight files to compare")
     parser.add_argument("--prior", type=float, nargs="+", default=[extractive.PRIOR_WEIGHT])
-    parser.add_argument("--record", type=Path, help="answer everything; write each question's best score here")
+    parser.add_argument("--record", type=Path,
+                        help="answer everything; each question's best score to DIR/<weights stem>.jsonl")
     args = parser.parse_args()
     bests: dict[str, float] = {}  # question text -> its best reader score when last asked
     if args.record:
@@ -70,7 +72,10 @@ def main() -> None:
                     rows = [{"id": r.id, "language": r.language, "answerable": r.answerable,
                              "correct": r.answer_correct, "best": bests.get(item.question, float("-inf"))}
                             for r, item in zip(result.items, items, strict=True)]
-                    args.record.write_text("".join(json.dumps(row) + "\n" for row in rows))
+                    args.record.mkdir(parents=True, exist_ok=True)
+                    suffix = f"-prior{prior:g}" if len(args.prior) > 1 else ""
+                    out = args.record / f"{weights.stem}{suffix}.jsonl"
+                    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
                 for language, row in metrics["by_language"].items():
                     cells = " | ".join(f"{row[c]:.3f}" if row[c] is not None else "–" for c in COLUMNS)
                     print(f"| {weights.name} | {prior:g} | {language} | {cells} |", flush=True)
