@@ -33,17 +33,38 @@ def choose(rows: list[dict], max_declined: float) -> dict[str, float]:
     return thresholds
 
 
+def declined(row: dict, threshold: float) -> bool:
+    # -inf: nothing was left to quote (the answer-kind check), declined whatever the threshold
+    return row["best"] == float("-inf") or row["best"] < threshold
+
+
 def table(rows: list[dict], threshold: float) -> dict[str, float | int]:
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
-    answered = [r for r in rows if r["best"] >= threshold]
+    answered = [r for r in rows if not declined(r, threshold)]
     return {
         "answer_correct": sum(r["correct"] for r in answered if r["answerable"]) / max(1, len(answerable)),
-        "answerable_declined": sum(r["best"] < threshold for r in answerable) / max(1, len(answerable)),
-        "unanswerable_declined": sum(r["best"] < threshold for r in unanswerable) / max(1, len(unanswerable)),
+        "answerable_declined": sum(declined(r, threshold) for r in answerable) / max(1, len(answerable)),
+        "unanswerable_declined": sum(declined(r, threshold) for r in unanswerable) / max(1, len(unanswerable)),
         "confident_wrong": sum(not (r["answerable"] and r["correct"]) for r in answered),
         "questions": len(rows),
     }
+
+
+def write_thresholds(weights: Path, thresholds: dict[str, float], chosen_on: list[str], share: float) -> None:
+    """Replace the thresholds stored with the weights (the reader reads them from the file's metadata),
+    noting in its info what they were chosen on; the tensors are kept as they are."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    with safe_open(str(weights), "numpy") as handle:
+        metadata = dict(handle.metadata() or {})
+    info = json.loads(metadata.get("info", "{}"))
+    info["training_thresholds"] = json.loads(metadata["threshold"])
+    info["thresholds_chosen_on"] = {"records": chosen_on, "max_answerable_declined": share}
+    metadata.update(threshold=json.dumps({k: round(v, 4) for k, v in thresholds.items()}), info=json.dumps(info))
+    save_file(load_file(str(weights)), str(weights), metadata=metadata)
+    print(f"wrote the thresholds into {weights}")
 
 
 def main() -> None:
@@ -51,10 +72,14 @@ def main() -> None:
     parser.add_argument("--dev", type=Path, nargs="+", required=True, help="records the threshold is chosen on")
     parser.add_argument("--apply", type=Path, nargs="*", default=[], help="records it is applied to, unchanged")
     parser.add_argument("--max-declined", type=float, default=0.05)
+    parser.add_argument("--thresholds", type=json.loads, help='use these instead, e.g. \'{"ar": -1.7, "en": -1.1}\'')
+    parser.add_argument("--write", type=Path, help="store the chosen thresholds in this reader weights file")
     args = parser.parse_args()
     dev = load(args.dev)
-    thresholds = choose(dev, args.max_declined)
+    thresholds = args.thresholds or choose(dev, args.max_declined)
     print("thresholds " + json.dumps({k: round(v, 3) for k, v in thresholds.items()}))
+    if args.write:
+        write_thresholds(args.write, thresholds, [f"{p.parent.name}/{p.name}" for p in args.dev], args.max_declined)
     columns = ("answer_correct", "answerable_declined", "unanswerable_declined", "confident_wrong", "questions")
     print("| records | language | threshold | " + " | ".join(columns) + " |")
     print("|---|---|---|" + "---|" * len(columns))
