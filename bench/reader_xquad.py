@@ -55,10 +55,13 @@ def holds(citation_text: str, article_id: str, gold: str, answer: str) -> bool:
     return article_id == gold and fold(answer) in fold(citation_text)
 
 
-def held_out_questions(description: str):
+def held_out_questions(description: str, more_options=None):
     """(args, settings, questions, answers) of a benchmark over the held-out XQuAD articles: its command
-    line (--data-dir, --path, --split), the XQuAD index (built when missing) and the split's questions."""
+    line (--data-dir, --path, --split, and what `more_options(parser)` adds), the XQuAD index (built when
+    missing) and the split's questions."""
     parser = argparse.ArgumentParser(description=description)
+    if more_options is not None:
+        more_options(parser)
     parser.add_argument("--data-dir", type=Path, default=Path("isnad-data"))
     parser.add_argument("--path", type=Path, default=XQUAD)
     parser.add_argument("--split", choices=("test", "dev"), default="test")
