@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from . import smalltalk
-from .answerers import ExtractiveAnswerer, LLMAnswerer, Reading, read_hits
+from .answerers import Answerer, ExtractiveAnswerer, LLMAnswerer, Reading, read_hits
 from .conversation import condense_heuristically, follow_up_in_context, looks_like_follow_up, user_questions
 from .embedder import load_embedder
 from .errors import EmbedderError, IndexMismatch, IsnadError, LLMError
@@ -143,9 +143,10 @@ class Assistant:
             timings["read"] = time.perf_counter() - clock
 
         llm = mode == "llm" and bool(hits)
+        answerer: Answerer = self._llm if llm else self._extractive
         clock = time.perf_counter()
         answer = None
-        for item in (self._llm if llm else self._extractive).answer(query, reading):
+        for item in answerer.answer(query, reading):
             if isinstance(item, Answer):
                 answer = item
             else:

@@ -39,8 +39,8 @@ def main() -> None:
     args, settings, questions, answers = held_out_questions(__doc__.splitlines()[0], weights_option)
     assistant = Assistant(settings)
     readers = {w.stem: load_reader(assistant.embedder, w) for w in args.weights}
-    variants = {f"{name} {variant}" if len(readers) > 1 else variant: (reader, kinds)
-                for name, reader in readers.items() for variant, kinds in VARIANTS.items()}
+    variants = {f"{name} {variant}" if len(readers) > 1 else variant: (name, kinds)
+                for name in readers for variant, kinds in VARIANTS.items()}
     embedder, k = assistant.embedder, settings.k
     rows: dict[tuple[str, str, str], list[float]] = {}
     caught: dict[tuple[str, str], int] = {}
@@ -59,14 +59,14 @@ def main() -> None:
                 reranked, readings, stored = assistant._read(q.question, vector, case_hits)
                 head = reranked[: len(readings)]
                 read[name, case] = (head, readings, score_sentences(q.question, vector, head, embedder, stored))
-        for variant, (reader, kinds) in variants.items():
+        for variant, (name, kinds) in variants.items():
             extractive.CHECKED_KINDS = kinds
             kind = extractive.checked_kind(q.question)
             if kind:
                 caught[(q.language, f"{variant}: {kind}")] = caught.get((q.language, f"{variant}: {kind}"), 0) + 1
             for case in cases:
-                head, readings, prior = read[reader.weights.stem, case]
-                answer = answer_from_readings(q.question, q.language, head, readings, reader, prior)
+                head, readings, prior = read[name, case]
+                answer = answer_from_readings(q.question, q.language, head, readings, readers[name], prior)
                 if case == "answerable":
                     add(q.language, variant, "answerable declined", not answer.has_answer)
                     add(q.language, variant, "answerable correct", answer.has_answer and holds(
