@@ -109,6 +109,27 @@ def _export(path: Path, module: Any) -> None:
         partial.unlink(missing_ok=True)
 
 
+def quantize_encoder(source: Path, target: Path, keep_float: Callable[[str], bool] = lambda name: False) -> Path:
+    """`source`'s graph with its matrix weights quantized to int8 (onnxruntime's dynamic quantization, one
+    scale per output channel; activations stay float and are quantized per batch), written to `target`.
+    The MatMul nodes whose name `keep_float` accepts stay float."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    kept = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node
+            if node.op_type == "MatMul" and keep_float(node.name)]
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=kept, extra_options={"MatMulConstBOnly": True})
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
 def layers_module(layers: list[Any], hidden: int, embeddings: Any = None) -> Any:
     """A torch module `(states, mask) -> states` over `layers`; with `embeddings` (a bert.Embeddings) it
     first adds the position and token-type rows and applies its LayerNorm to the looked-up word vectors."""

@@ -1,6 +1,6 @@
 """Ingest throughput: one SaudiNewsNet day into a fresh data directory, against the bare embedder.
 
-    python bench/ingest.py [--day 2015-08-01] [--limit N] [--data-dir DIR]
+    python bench/ingest_day.py [--day 2015-08-01] [--limit N] [--data-dir DIR]
 
 Prints articles/s, chunks/s, peak RSS, the time the bare embedder takes on the very chunks that were
 stored (same run, same machine state), the ratio ingest/bare-embedding (1.0 = the pipeline costs nothing
