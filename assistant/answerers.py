@@ -22,6 +22,7 @@ from .query import Query
 from .reader import PassageReading, Reader
 from .settings import Settings
 from .store import Store
+from .text import split_sentences
 from .types import Answer, Citation, Hit
 
 # Passages the reader reads per question (it costs ~25 ms each on 2 cores); the rest keep their rank.
@@ -49,12 +50,23 @@ def read_hits(reader: Reader | None, store: Store, question: str, vector: np.nda
         return Reading(hits, None, {})
     head = hits[:READ_PASSAGES]
     stored = store.sentence_vectors([hit.chunk_id for hit in head])
+    missing = [hit for hit in head if hit.chunk_id not in stored]
+    if missing:  # passages ingested through embedding endpoints (endpoints.py) have no stored sentence vectors
+        stored.update(sentence_vectors_now(reader.embedder, missing))
     readings = reader.read(question, vector, reader_passages(head, stored))
     scores = reader.rerank_scores(readings)
     for reading, score in zip(readings, scores, strict=True):
         reading.rerank = score
     order = sorted(range(len(head)), key=lambda i: -scores[i])
     return Reading([head[i] for i in order] + hits[READ_PASSAGES:], [readings[i] for i in order], stored)
+
+
+def sentence_vectors_now(embedder: Embedder, hits: list[Hit]) -> StoredSentences:
+    """The hits' sentence vectors as ingest stores them (same split, same late-chunking pass), computed now."""
+    spans = [split_sentences(hit.text) or [(0, len(hit.text))] for hit in hits]
+    _, pieces = embedder.embed_passages_with_spans([hit.text for hit in hits], spans)
+    return {hit.chunk_id: [(hit.start + s, hit.start + e, v) for (s, e), v in zip(spans[i], pieces[i], strict=True)]
+            for i, hit in enumerate(hits)}
 
 
 def reader_passages(hits: list[Hit], stored: StoredSentences) -> list:

@@ -58,6 +58,11 @@ class Embedder:
         self._passage_prompt = prompts.get("passage") or prompts.get("document") or ""
         self._query_prompt = prompts.get("query") or ""
 
+    @property
+    def passage_prompt(self) -> str:
+        """What precedes a passage in the model's input ("passage: " for E5 models)."""
+        return self._passage_prompt
+
     def __repr__(self) -> str:
         return f"Embedder({self.fingerprint!r}, dimension={self.dimension}, max_tokens={self.max_tokens})"
 

