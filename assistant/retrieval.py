@@ -16,11 +16,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
 
 from .embedder import Embedder
+from .errors import ConfigError
 from .lexical import LexicalIndex
 from .query import Query
 from .store import Store, date_int
@@ -38,6 +40,18 @@ _FILTER_WORDS = {
 }
 
 
+def iso_date(value: str, name: str) -> str:
+    """`value` (surrounding spaces ignored) as YYYY-MM-DD, "" kept; ConfigError naming `name` otherwise. The
+    one date check of the filters, behind the CLI's options, the UI's fields and the Python API."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ConfigError(f"the {name} date {value!r} is not a date like 2015-08-01") from None
+
+
 @dataclass
 class Filters:
     """Restrict retrieval to some newspapers and/or a date range (inclusive, YYYY-MM-DD)."""
@@ -45,6 +59,9 @@ class Filters:
     sources: Sequence[str] = ()
     since: str = ""
     until: str = ""
+
+    def __post_init__(self) -> None:
+        self.since, self.until = iso_date(self.since, "since"), iso_date(self.until, "until")
 
     @classmethod
     def coerce(cls, value: Filters | dict[str, Any] | None) -> Filters:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         description="OpenAI-compatible embeddings endpoints (base URLs ending /v1) that embed passages at ingest, "
         "in parallel; each must serve embed_model (checked when the ingest starts).",
     )
+    sentence_vectors: bool = Field(
+        True, description="Store each sentence's vector at ingest (false: the reader computes them for the passages "
+        "it reads; a smaller index, a slower answer; always so through embed_endpoints).",
+    )
     chunk_max_tokens: int = Field(160, ge=32, le=480, description="Chunk size in the embedder's tokens.")
     chunk_overlap_sentences: int = Field(1, ge=0, le=3, description="Sentences repeated between chunks.")
     max_article_chars: int = Field(2_000_000, ge=1000, description="Longer articles are skipped.")

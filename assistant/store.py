@@ -437,7 +437,7 @@ class Store:
         self._bump()
 
     def delete_chunks_of(self, key: str) -> None:
-        self._sentences.delete(where={"article_key": key})
+        self.delete_sentences_of(key)  # sentences first: a kill in between leaves chunks, which repair finds
         self._chunks.delete(where={"article_key": key})
         self._bump()
 

@@ -340,6 +340,8 @@ class _Run:
         if self.endpoints is not None:
             # Endpoints give passage vectors only; the reader computes sentence vectors when it reads.
             vectors, sentence_vectors = self.endpoints.embed_passages(texts), None
+        elif not self.settings.sentence_vectors:
+            vectors, sentence_vectors = self.embedder.embed_passages(texts), None
         else:
             vectors, sentence_vectors = self.embedder.embed_passages_with_spans(texts, sentence_spans)
         self.report.embed_seconds += time.perf_counter() - began

@@ -135,3 +135,15 @@ def test_cli_ingest_takes_endpoints_and_reports_a_dead_one_in_one_line(corpus, t
     assert len(lines) == 1 and url in lines[0] and "Traceback" not in done.stderr, done.stderr
     help_text = subprocess.run([*command[:4], "--help"], capture_output=True, text=True, timeout=120).stdout
     assert "--embed-endpoint" in help_text
+
+
+def test_an_index_without_sentence_vectors_answers_the_same(corpus, tmp_path, embedder):
+    stored, computed = (Settings(data_dir=tmp_path / name, sentence_vectors=name == "stored")
+                        for name in ("stored", "computed"))
+    for settings in (stored, computed):
+        ingest([corpus], settings, embedder=embedder)
+    assert Store.open(computed).sentence_vectors(Store.open(computed).chunk_ids()) == {}
+    assert Store.open(stored).sentence_vectors(Store.open(stored).chunk_ids())
+    for question in (CANONICAL_EN, CANONICAL_AR, "كم عدد الإصابات الجديدة بفيروس كورونا؟"):
+        a, b = Assistant(stored).ask(question), Assistant(computed).ask(question)
+        assert (a.text, a.has_answer) == (b.text, b.has_answer)

@@ -251,7 +251,7 @@ def test_empty_and_malformed_questions_get_friendly_messages(page):
     page.get_by_label("From date").fill("2015-13-45")
     page.fill("#isnad-question textarea", "What did the chief of staff order?")
     page.click("#isnad-ask")
-    notice.get_by_text("is not a date like 2015-07-22").wait_for()
+    notice.get_by_text("is not a date like 2015-08-01").wait_for()
     page.get_by_label("From date").fill("")
 
     answer = ask(page, "؟؟ !!")

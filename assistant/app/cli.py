@@ -16,7 +16,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +92,12 @@ class IsoDate(click.ParamType):
     name = "YYYY-MM-DD"
 
     def convert(self, value, param, ctx):
+        from ..retrieval import iso_date  # here: `isnad --help` stays free of the library's imports
+
         try:
-            return date.fromisoformat(value).isoformat()
-        except ValueError:
-            self.fail(f"{value!r} is not a date like 2015-08-01", param, ctx)
+            return iso_date(value, param.name if param else "")
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def query_options(command: Callable) -> Callable:

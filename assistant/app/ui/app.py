@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr  # noqa: E402
 
 from ...errors import ConfigError, IndexLocked, IndexNotFound, IsnadError  # noqa: E402
-from ...retrieval import Filters  # noqa: E402
+from ...retrieval import Filters, iso_date  # noqa: E402
 from ...settings import Settings  # noqa: E402
 from ...types import Answer  # noqa: E402
 from ..display import FSI, PDI  # noqa: E402
@@ -176,16 +175,7 @@ def corpus_examples(records, n: int) -> list[str]:
 
 
 def _filters(sources, since: str, until: str) -> dict[str, Any]:
-    checked = {}
-    for name, value in (("since", since), ("until", until)):
-        value = (value or "").strip()
-        if value:
-            try:
-                value = date.fromisoformat(value).isoformat()
-            except ValueError:
-                raise IsnadError(f"the {name} date {value!r} is not a date like 2015-07-22") from None
-        checked[name] = value
-    return {"sources": list(sources or []), **checked}
+    return {"sources": list(sources or []), "since": iso_date(since, "since"), "until": iso_date(until, "until")}
 
 
 def _filter_note(described: str) -> str:
