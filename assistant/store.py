@@ -100,6 +100,9 @@ def parse_chunk_id(chunk_id: str) -> tuple[str, int]:
     return key, int(index)
 
 
+SENTENCES_LOOKED_UP = 64  # sentence ids asked for per passage; a passage holding more is looked up by filter
+
+
 def sentence_id(chunk_id: str, index: int) -> str:
     """The id of sentence `index` of the passage `chunk_id`."""
     return f"{chunk_id}/{index}"
@@ -365,15 +368,25 @@ class Store:
         """For each chunk, its sentences' (start, end, vector), offsets in the article, in text order."""
         if not chunk_ids:
             return {}
-        got = self._sentences.get(
-            where={"chunk_id": {"$in": list(dict.fromkeys(chunk_ids))}}, include=["embeddings", "metadatas"]
-        )
+        chunk_ids = list(dict.fromkeys(chunk_ids))
+        # By id (a key lookup) rather than by a chunk_id filter, which scans the metadata: over 75,000
+        # passages (370,000 sentences) 3 ms against 30 ms, and 0.7 s on the first question of a process.
+        wanted = [sentence_id(chunk_id, j) for chunk_id in chunk_ids for j in range(SENTENCES_LOOKED_UP)]
+        found = self._sentence_rows(self._sentences.get(ids=wanted, include=["embeddings", "metadatas"]))
+        crowded = [chunk_id for chunk_id, rows in found.items() if len(rows) >= SENTENCES_LOOKED_UP]
+        if crowded:  # a passage of very many short sentences: the filter finds them all
+            found.update(self._sentence_rows(self._sentences.get(
+                where={"chunk_id": {"$in": crowded}}, include=["embeddings", "metadatas"])))
+        return {chunk_id: sorted(spans, key=lambda s: s[0]) for chunk_id, spans in found.items()}
+
+    @staticmethod
+    def _sentence_rows(got: dict) -> dict[str, list[tuple[int, int, np.ndarray]]]:
         found: dict[str, list[tuple[int, int, np.ndarray]]] = {}
         for metadata, vector in zip(got["metadatas"], got["embeddings"], strict=True):
             found.setdefault(metadata["chunk_id"], []).append(
                 (int(metadata["start"]), int(metadata["end"]), np.asarray(vector, dtype=np.float32))
             )
-        return {chunk_id: sorted(spans, key=lambda s: s[0]) for chunk_id, spans in found.items()}
+        return found
 
     def chunk_ids(self) -> list[str]:
         return [i for ids, _, _ in _pages(self._chunks, []) for i in ids]

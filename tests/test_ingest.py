@@ -307,3 +307,23 @@ def test_chroma_server_killed_mid_ingest_gives_a_clear_error_then_a_clean_resume
     finally:
         server.kill()
         server.wait()
+
+
+def test_sentence_vectors_by_id_find_every_sentence_even_of_a_crowded_passage(tmp_path, embedder):
+    from assistant.store import SENTENCES_LOOKED_UP
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    crowded = "نعم. " * (SENTENCES_LOOKED_UP + 36)  # more short sentences than are looked up by id
+    (folder / "crowded.txt").write_text("عنوان\n" + crowded.strip(), encoding="utf-8")
+    (folder / "plain.txt").write_text("خبر\n" + STORIES["security.txt"], encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", chunk_max_tokens=480)
+    ingest([folder], settings, embedder=embedder)
+    store = Store.open(settings)
+    ids = store.chunk_ids()
+    by_filter = store._sentence_rows(store._sentences.get(where={"chunk_id": {"$in": ids}},
+                                                          include=["embeddings", "metadatas"]))
+    found = store.sentence_vectors(ids)
+    assert max(len(rows) for rows in found.values()) > SENTENCES_LOOKED_UP
+    assert {c: [(s, e) for s, e, _ in rows] for c, rows in found.items()} == \
+           {c: sorted((s, e) for s, e, _ in rows) for c, rows in by_filter.items()}
